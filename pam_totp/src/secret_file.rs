@@ -1,0 +1,769 @@
+//! The `~/.google_authenticator` file: parsing and writing it back.
+//!
+//! Layout (one item per line):
+//! - line 1: the shared secret in base32;
+//! - option lines, each `"` + space + KEYWORD [values];
+//! - lines of exactly eight digits: emergency scratch codes;
+//! - anything else is kept, byte for byte, and otherwise ignored.
+//!
+//! Lines that nobody changes are written back exactly as they were read, so a
+//! file written by another tool survives a round trip unchanged. Every line is
+//! held in wiping memory: scratch codes and the secret are in there.
+
+use crate::otp::{Secret, SecretError};
+use std::fmt;
+use zeroize::Zeroizing;
+
+/// Largest file the module reads; anything bigger is rejected as corrupt.
+pub const MAX_FILE_SIZE: usize = 64 * 1024;
+/// Scratch codes kept at most (the enrollment tool writes 5 and allows 10).
+pub const MAX_SCRATCH_CODES: usize = 10;
+
+pub const DEFAULT_STEP_SECONDS: u32 = 30;
+pub const DEFAULT_WINDOW: u32 = 3;
+pub const MAX_STEP_SECONDS: u32 = 60;
+pub const MAX_WINDOW: u32 = 100;
+pub const MAX_RATE_LIMIT_ATTEMPTS: u32 = 100;
+pub const MAX_RATE_LIMIT_SECONDS: u32 = 3600;
+/// Grace-period entries (`LAST0` … `LAST9`).
+pub const GRACE_SLOTS: u8 = 10;
+
+/// How codes are derived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// RFC 6238: the counter is the current time step.
+    Time { step_seconds: u32 },
+    /// RFC 4226: the counter is stored in the file and moves on with each use.
+    Counter { next: u64 },
+}
+
+/// `RATE_LIMIT attempts seconds [unix times of recent attempts]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    pub attempts: u32,
+    pub seconds: u32,
+    pub recent: Vec<u64>,
+}
+
+/// One remembered login for the grace period: host and unix time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraceLogin {
+    pub slot: u8,
+    pub host: String,
+    pub time: u64,
+}
+
+/// A code seen far outside the window while the clock skew is re-learned:
+/// the time step it was typed in and the skew (in steps) it implied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SkewObservation {
+    pub step: u64,
+    pub skew: i64,
+}
+
+/// The settings that drive verification, read off the option lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub mode: Mode,
+    pub window: u32,
+    pub disallow_reuse: bool,
+    pub rate_limit: Option<(u32, u32)>,
+    pub time_skew: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// 1-based line number.
+    pub line: usize,
+    pub reason: ParseErrorKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseErrorKind {
+    Empty,
+    TooLarge,
+    Secret(SecretError),
+    /// A known option with a value that is missing, not a number, or out of range.
+    BadValue(&'static str),
+    Duplicate(&'static str),
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.reason {
+            ParseErrorKind::Empty => f.write_str("file is empty"),
+            ParseErrorKind::TooLarge => {
+                write!(f, "file is larger than {MAX_FILE_SIZE} bytes")
+            }
+            ParseErrorKind::Secret(err) => write!(f, "line {}: {err}", self.line),
+            ParseErrorKind::BadValue(keyword) => {
+                write!(f, "line {}: invalid value for {keyword}", self.line)
+            }
+            ParseErrorKind::Duplicate(keyword) => {
+                write!(f, "line {}: {keyword} appears more than once", self.line)
+            }
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+#[derive(Clone)]
+enum Kind {
+    Totp,
+    HotpCounter(u64),
+    StepSize(u32),
+    WindowSize(u32),
+    DisallowReuse(Vec<u64>),
+    RateLimit(RateLimit),
+    TimeSkew(i64),
+    ResettingTimeSkew(Vec<SkewObservation>),
+    Grace(GraceLogin),
+    Scratch(u32),
+    /// Unknown option, blank line, anything else: carried through untouched.
+    Other,
+}
+
+impl Kind {
+    /// The keyword for option lines, used to find duplicates and to update
+    /// lines in place.
+    fn keyword(&self) -> Option<&'static str> {
+        Some(match self {
+            Kind::Totp => "TOTP_AUTH",
+            Kind::HotpCounter(_) => "HOTP_COUNTER",
+            Kind::StepSize(_) => "STEP_SIZE",
+            Kind::WindowSize(_) => "WINDOW_SIZE",
+            Kind::DisallowReuse(_) => "DISALLOW_REUSE",
+            Kind::RateLimit(_) => "RATE_LIMIT",
+            Kind::TimeSkew(_) => "TIME_SKEW",
+            Kind::ResettingTimeSkew(_) => "RESETTING_TIME_SKEW",
+            Kind::Grace(_) => "LAST",
+            Kind::Scratch(_) | Kind::Other => return None,
+        })
+    }
+
+    fn is_option(&self) -> bool {
+        !matches!(self, Kind::Scratch(_)) && self.keyword().is_some()
+    }
+
+    /// The line as the module writes it (without line ending).
+    fn render(&self) -> String {
+        fn join<T: ToString>(head: &str, values: &[T]) -> String {
+            let mut line = String::from(head);
+            for value in values {
+                line.push(' ');
+                line.push_str(&value.to_string());
+            }
+            line
+        }
+        match self {
+            Kind::Totp => "\" TOTP_AUTH".into(),
+            Kind::HotpCounter(n) => format!("\" HOTP_COUNTER {n}"),
+            Kind::StepSize(n) => format!("\" STEP_SIZE {n}"),
+            Kind::WindowSize(n) => format!("\" WINDOW_SIZE {n}"),
+            Kind::DisallowReuse(steps) => join("\" DISALLOW_REUSE", steps),
+            Kind::RateLimit(r) => join(
+                &format!("\" RATE_LIMIT {} {}", r.attempts, r.seconds),
+                &r.recent,
+            ),
+            Kind::TimeSkew(n) => format!("\" TIME_SKEW {n}"),
+            Kind::ResettingTimeSkew(obs) => {
+                let items: Vec<String> = obs
+                    .iter()
+                    .map(|o| format!("{}{:+}", o.step, o.skew))
+                    .collect();
+                join("\" RESETTING_TIME_SKEW", &items)
+            }
+            Kind::Grace(g) => format!("\" LAST{} {} {}", g.slot, g.host, g.time),
+            Kind::Scratch(code) => format!("{code:08}"),
+            Kind::Other => unreachable!("verbatim lines are never re-rendered"),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Line {
+    /// The bytes of the line without its `\n`.
+    raw: Zeroizing<Vec<u8>>,
+    kind: Kind,
+}
+
+/// A parsed secret file. Cloning copies the wiping buffers.
+#[derive(Clone)]
+pub struct SecretFile {
+    secret: Secret,
+    secret_line: Zeroizing<Vec<u8>>,
+    lines: Vec<Line>,
+    ends_with_newline: bool,
+}
+
+impl fmt::Debug for SecretFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretFile")
+            .field("lines", &self.lines.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_u64(text: &str) -> Option<u64> {
+    // Digits only: no sign, no white space, no `+`.
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+fn parse_i64(text: &str) -> Option<i64> {
+    match text.strip_prefix('-') {
+        Some(rest) => parse_u64(rest)
+            .and_then(|n| i64::try_from(n).ok())
+            .map(|n| -n),
+        None => {
+            parse_u64(text.strip_prefix('+').unwrap_or(text)).and_then(|n| i64::try_from(n).ok())
+        }
+    }
+}
+
+fn parse_in_range(text: &str, low: u32, high: u32) -> Option<u32> {
+    parse_u64(text)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| (low..=high).contains(n))
+}
+
+fn parse_skew_observation(text: &str) -> Option<SkewObservation> {
+    let sign_at = text.find(['+', '-'])?;
+    let step = parse_u64(&text[..sign_at])?;
+    let skew = parse_i64(&text[sign_at..])?;
+    Some(SkewObservation { step, skew })
+}
+
+/// Parses one option line's keyword and values. `None` for an unknown keyword
+/// (the line is kept as is); `Err` names the keyword whose value is bad.
+fn parse_option(body: &str) -> Option<Result<Kind, &'static str>> {
+    let mut words = body.split_ascii_whitespace();
+    let keyword = words.next()?;
+    let values: Vec<&str> = words.collect();
+    let single = |name: &'static str| match values.as_slice() {
+        [value] => Ok(*value),
+        _ => Err(name),
+    };
+    let kind = match keyword {
+        "TOTP_AUTH" => {
+            if values.is_empty() {
+                Ok(Kind::Totp)
+            } else {
+                Err("TOTP_AUTH")
+            }
+        }
+        "HOTP_COUNTER" => single("HOTP_COUNTER")
+            .and_then(|v| parse_u64(v).ok_or("HOTP_COUNTER"))
+            .map(Kind::HotpCounter),
+        "STEP_SIZE" => single("STEP_SIZE")
+            .and_then(|v| parse_in_range(v, 1, MAX_STEP_SECONDS).ok_or("STEP_SIZE"))
+            .map(Kind::StepSize),
+        "WINDOW_SIZE" => single("WINDOW_SIZE")
+            .and_then(|v| parse_in_range(v, 1, MAX_WINDOW).ok_or("WINDOW_SIZE"))
+            .map(Kind::WindowSize),
+        "DISALLOW_REUSE" => values
+            .iter()
+            .map(|v| parse_u64(v))
+            .collect::<Option<Vec<_>>>()
+            .map(Kind::DisallowReuse)
+            .ok_or("DISALLOW_REUSE"),
+        "RATE_LIMIT" => (|| {
+            let (attempts, seconds, recent) = match values.as_slice() {
+                [a, s, rest @ ..] => (*a, *s, rest),
+                _ => return None,
+            };
+            Some(Kind::RateLimit(RateLimit {
+                attempts: parse_in_range(attempts, 1, MAX_RATE_LIMIT_ATTEMPTS)?,
+                seconds: parse_in_range(seconds, 1, MAX_RATE_LIMIT_SECONDS)?,
+                recent: recent.iter().map(|t| parse_u64(t)).collect::<Option<_>>()?,
+            }))
+        })()
+        .ok_or("RATE_LIMIT"),
+        "TIME_SKEW" => single("TIME_SKEW")
+            .and_then(|v| parse_i64(v).ok_or("TIME_SKEW"))
+            .map(Kind::TimeSkew),
+        "RESETTING_TIME_SKEW" => values
+            .iter()
+            .map(|v| parse_skew_observation(v))
+            .collect::<Option<Vec<_>>>()
+            .map(Kind::ResettingTimeSkew)
+            .ok_or("RESETTING_TIME_SKEW"),
+        other => {
+            let slot = other.strip_prefix("LAST")?;
+            let slot = match slot.as_bytes() {
+                [d @ b'0'..=b'9'] => d - b'0',
+                _ => return None,
+            };
+            match values.as_slice() {
+                [host, time] => parse_u64(time)
+                    .map(|time| {
+                        Kind::Grace(GraceLogin {
+                            slot,
+                            host: (*host).to_owned(),
+                            time,
+                        })
+                    })
+                    .ok_or("LAST"),
+                _ => Err("LAST"),
+            }
+        }
+    };
+    Some(kind)
+}
+
+fn classify(raw: &[u8]) -> Result<Kind, &'static str> {
+    // A Windows editor may leave `\r` before the `\n`; it is not part of a value.
+    let content = raw.strip_suffix(b"\r").unwrap_or(raw);
+    if let Some(body) = content.strip_prefix(b"\" ") {
+        // Option values are ASCII; a line that is not is nobody's option.
+        return match std::str::from_utf8(body).ok().and_then(parse_option) {
+            Some(result) => result,
+            None => Ok(Kind::Other),
+        };
+    }
+    if content.len() == crate::otp::SCRATCH_CODE_DIGITS && content.iter().all(u8::is_ascii_digit) {
+        let code = content
+            .iter()
+            .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
+        return Ok(Kind::Scratch(code));
+    }
+    Ok(Kind::Other)
+}
+
+impl SecretFile {
+    pub fn parse(bytes: &[u8]) -> Result<SecretFile, ParseError> {
+        let error = |line, reason| ParseError { line, reason };
+        if bytes.is_empty() {
+            return Err(error(1, ParseErrorKind::Empty));
+        }
+        if bytes.len() > MAX_FILE_SIZE {
+            return Err(error(1, ParseErrorKind::TooLarge));
+        }
+        let ends_with_newline = bytes.ends_with(b"\n");
+        let body = if ends_with_newline {
+            &bytes[..bytes.len() - 1]
+        } else {
+            bytes
+        };
+        let mut raw_lines = body.split(|&b| b == b'\n');
+        let secret_line = Zeroizing::new(raw_lines.next().unwrap_or_default().to_vec());
+        let secret =
+            Secret::from_base32(&secret_line).map_err(|e| error(1, ParseErrorKind::Secret(e)))?;
+
+        let mut lines = Vec::new();
+        let mut seen: Vec<&'static str> = Vec::new();
+        for (index, raw) in raw_lines.enumerate() {
+            let number = index + 2;
+            let kind = classify(raw).map_err(|k| error(number, ParseErrorKind::BadValue(k)))?;
+            if let Kind::Grace(g) = &kind {
+                // Each slot once; LAST is shared by ten slots, so key on the slot.
+                if lines
+                    .iter()
+                    .any(|l: &Line| matches!(&l.kind, Kind::Grace(o) if o.slot == g.slot))
+                {
+                    return Err(error(number, ParseErrorKind::Duplicate("LAST")));
+                }
+            } else if let Some(keyword) = kind.keyword() {
+                if seen.contains(&keyword) {
+                    return Err(error(number, ParseErrorKind::Duplicate(keyword)));
+                }
+                seen.push(keyword);
+            }
+            lines.push(Line {
+                raw: Zeroizing::new(raw.to_vec()),
+                kind,
+            });
+        }
+        Ok(SecretFile {
+            secret,
+            secret_line,
+            lines,
+            ends_with_newline,
+        })
+    }
+
+    /// The file's bytes: unchanged lines as they were read, changed ones in
+    /// the canonical form.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(
+            self.secret_line.len() + self.lines.iter().map(|l| l.raw.len() + 1).sum::<usize>() + 1,
+        ));
+        out.extend_from_slice(&self.secret_line);
+        for line in &self.lines {
+            out.push(b'\n');
+            out.extend_from_slice(&line.raw);
+        }
+        if self.ends_with_newline {
+            out.push(b'\n');
+        }
+        out
+    }
+
+    /// Builds a new file, as the enrollment tool writes it.
+    pub fn new(secret: Secret) -> SecretFile {
+        SecretFile {
+            secret_line: Zeroizing::new(secret.to_base32().as_bytes().to_vec()),
+            secret,
+            lines: Vec::new(),
+            ends_with_newline: true,
+        }
+    }
+
+    pub fn secret(&self) -> &Secret {
+        &self.secret
+    }
+
+    fn find(&self, matches: impl Fn(&Kind) -> bool) -> Option<&Kind> {
+        self.lines.iter().map(|l| &l.kind).find(|k| matches(k))
+    }
+
+    pub fn settings(&self) -> Settings {
+        let hotp = self.find(|k| matches!(k, Kind::HotpCounter(_)));
+        let step = match self.find(|k| matches!(k, Kind::StepSize(_))) {
+            Some(Kind::StepSize(n)) => *n,
+            _ => DEFAULT_STEP_SECONDS,
+        };
+        // HOTP_COUNTER wins over TOTP_AUTH; with neither, the file is time-based.
+        let mode = match hotp {
+            Some(Kind::HotpCounter(next)) => Mode::Counter { next: *next },
+            _ => Mode::Time { step_seconds: step },
+        };
+        let window = match self.find(|k| matches!(k, Kind::WindowSize(_))) {
+            Some(Kind::WindowSize(n)) => *n,
+            _ => DEFAULT_WINDOW,
+        };
+        let rate_limit = match self.find(|k| matches!(k, Kind::RateLimit(_))) {
+            Some(Kind::RateLimit(r)) => Some((r.attempts, r.seconds)),
+            _ => None,
+        };
+        let time_skew = match self.find(|k| matches!(k, Kind::TimeSkew(_))) {
+            Some(Kind::TimeSkew(n)) => *n,
+            _ => 0,
+        };
+        Settings {
+            mode,
+            window,
+            disallow_reuse: self.find(|k| matches!(k, Kind::DisallowReuse(_))).is_some(),
+            rate_limit,
+            time_skew,
+        }
+    }
+
+    pub fn is_time_based(&self) -> bool {
+        matches!(self.settings().mode, Mode::Time { .. })
+    }
+
+    /// Time steps already used, from `DISALLOW_REUSE`.
+    pub fn used_steps(&self) -> &[u64] {
+        match self.find(|k| matches!(k, Kind::DisallowReuse(_))) {
+            Some(Kind::DisallowReuse(steps)) => steps,
+            _ => &[],
+        }
+    }
+
+    pub fn rate_limit(&self) -> Option<&RateLimit> {
+        match self.find(|k| matches!(k, Kind::RateLimit(_))) {
+            Some(Kind::RateLimit(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    pub fn skew_observations(&self) -> &[SkewObservation] {
+        match self.find(|k| matches!(k, Kind::ResettingTimeSkew(_))) {
+            Some(Kind::ResettingTimeSkew(obs)) => obs,
+            _ => &[],
+        }
+    }
+
+    pub fn grace_logins(&self) -> Vec<GraceLogin> {
+        self.lines
+            .iter()
+            .filter_map(|l| match &l.kind {
+                Kind::Grace(g) => Some(g.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn scratch_codes(&self) -> impl Iterator<Item = u32> + '_ {
+        self.lines.iter().filter_map(|l| match l.kind {
+            Kind::Scratch(code) => Some(code),
+            _ => None,
+        })
+    }
+
+    /// Replaces the option line that `same` picks out with `kind`, in place;
+    /// adds it after the last option line if there is none.
+    fn put(&mut self, kind: Kind, same: impl Fn(&Kind) -> bool) {
+        let line = Line {
+            raw: Zeroizing::new(kind.render().into_bytes()),
+            kind,
+        };
+        if let Some(existing) = self.lines.iter_mut().find(|l| same(&l.kind)) {
+            if *existing.raw != *line.raw {
+                *existing = line;
+            }
+            return;
+        }
+        let after_options = self
+            .lines
+            .iter()
+            .rposition(|l| l.kind.is_option())
+            .map_or(0, |i| i + 1);
+        self.lines.insert(after_options, line);
+    }
+
+    fn remove(&mut self, same: impl Fn(&Kind) -> bool) {
+        self.lines.retain(|l| !same(&l.kind));
+    }
+
+    pub fn set_time_based(&mut self) {
+        self.put(Kind::Totp, |k| matches!(k, Kind::Totp));
+    }
+
+    pub fn set_hotp_counter(&mut self, next: u64) {
+        self.put(Kind::HotpCounter(next), |k| {
+            matches!(k, Kind::HotpCounter(_))
+        });
+    }
+
+    pub fn set_step_size(&mut self, seconds: u32) {
+        self.put(Kind::StepSize(seconds), |k| matches!(k, Kind::StepSize(_)));
+    }
+
+    pub fn set_window_size(&mut self, codes: u32) {
+        self.put(Kind::WindowSize(codes), |k| {
+            matches!(k, Kind::WindowSize(_))
+        });
+    }
+
+    /// Turns reuse protection on (if it was not) and records `steps` as used.
+    pub fn set_used_steps(&mut self, steps: Vec<u64>) {
+        self.put(Kind::DisallowReuse(steps), |k| {
+            matches!(k, Kind::DisallowReuse(_))
+        });
+    }
+
+    pub fn set_rate_limit(&mut self, limit: RateLimit) {
+        self.put(Kind::RateLimit(limit), |k| matches!(k, Kind::RateLimit(_)));
+    }
+
+    pub fn set_time_skew(&mut self, skew: i64) {
+        self.put(Kind::TimeSkew(skew), |k| matches!(k, Kind::TimeSkew(_)));
+    }
+
+    pub fn set_skew_observations(&mut self, observations: Vec<SkewObservation>) {
+        if observations.is_empty() {
+            self.remove(|k| matches!(k, Kind::ResettingTimeSkew(_)));
+        } else {
+            self.put(Kind::ResettingTimeSkew(observations), |k| {
+                matches!(k, Kind::ResettingTimeSkew(_))
+            });
+        }
+    }
+
+    /// Records a grace-period login. `host` must already be known safe to
+    /// store (see [`crate::policy::grace_host`]).
+    pub fn set_grace_login(&mut self, login: GraceLogin) {
+        let slot = login.slot;
+        self.put(
+            Kind::Grace(login),
+            |k| matches!(k, Kind::Grace(g) if g.slot == slot),
+        );
+    }
+
+    /// Removes a scratch code. Returns whether it was there.
+    pub fn remove_scratch_code(&mut self, code: u32) -> bool {
+        let before = self.lines.len();
+        self.remove(|k| matches!(k, Kind::Scratch(c) if crate::otp::codes_equal(*c, code)));
+        self.lines.len() != before
+    }
+
+    /// Replaces all scratch codes (enrollment and re-generation).
+    pub fn set_scratch_codes(&mut self, codes: &[u32]) {
+        self.remove(|k| matches!(k, Kind::Scratch(_)));
+        for &code in codes {
+            let kind = Kind::Scratch(code);
+            self.lines.push(Line {
+                raw: Zeroizing::new(kind.render().into_bytes()),
+                kind,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &[u8] = b"JBSWY3DPEHPK3PXP\n\" RATE_LIMIT 3 30 1700000000\n\" WINDOW_SIZE 17\n\" DISALLOW_REUSE 56666666\n\" TOTP_AUTH\n12345678\n87654321\n";
+
+    #[test]
+    fn parses_a_typical_file() {
+        let file = SecretFile::parse(SAMPLE).unwrap();
+        assert_eq!(
+            file.settings(),
+            Settings {
+                mode: Mode::Time { step_seconds: 30 },
+                window: 17,
+                disallow_reuse: true,
+                rate_limit: Some((3, 30)),
+                time_skew: 0,
+            }
+        );
+        assert_eq!(file.used_steps(), &[56666666]);
+        assert_eq!(file.rate_limit().unwrap().recent, vec![1700000000]);
+        assert_eq!(
+            file.scratch_codes().collect::<Vec<_>>(),
+            vec![12345678, 87654321]
+        );
+    }
+
+    #[test]
+    fn round_trip_is_byte_exact() {
+        let odd: &[u8] = b"jbsw y3dp ehpk 3pxp\r\n\" FUTURE_OPTION x y\n\n\xff\xfe garbage\n\" TOTP_AUTH\r\n00000001\n\" LAST0 host 5\n1234";
+        for input in [SAMPLE, odd] {
+            let file = SecretFile::parse(input).unwrap();
+            assert_eq!(&*file.to_bytes(), input);
+        }
+    }
+
+    #[test]
+    fn updates_change_only_their_line() {
+        let mut file = SecretFile::parse(SAMPLE).unwrap();
+        file.set_used_steps(vec![56666666, 56666667]);
+        assert!(file.remove_scratch_code(12345678));
+        assert!(!file.remove_scratch_code(11111111));
+        file.set_time_skew(-2);
+        assert_eq!(
+            &*file.to_bytes(),
+            b"JBSWY3DPEHPK3PXP\n\" RATE_LIMIT 3 30 1700000000\n\" WINDOW_SIZE 17\n\" DISALLOW_REUSE 56666666 56666667\n\" TOTP_AUTH\n\" TIME_SKEW -2\n87654321\n"
+        );
+    }
+
+    #[test]
+    fn hotp_counter_takes_precedence() {
+        let file =
+            SecretFile::parse(b"JBSWY3DPEHPK3PXP\n\" TOTP_AUTH\n\" HOTP_COUNTER 7\n").unwrap();
+        assert_eq!(file.settings().mode, Mode::Counter { next: 7 });
+    }
+
+    #[test]
+    fn skew_observations_round_trip() {
+        let mut file =
+            SecretFile::parse(b"JBSWY3DPEHPK3PXP\n\" RESETTING_TIME_SKEW 100+5 101-3\n").unwrap();
+        assert_eq!(
+            file.skew_observations(),
+            &[
+                SkewObservation { step: 100, skew: 5 },
+                SkewObservation {
+                    step: 101,
+                    skew: -3
+                }
+            ]
+        );
+        file.set_skew_observations(vec![SkewObservation { step: 7, skew: 0 }]);
+        assert_eq!(
+            &*file.to_bytes(),
+            b"JBSWY3DPEHPK3PXP\n\" RESETTING_TIME_SKEW 7+0\n"
+        );
+        file.set_skew_observations(vec![]);
+        assert_eq!(&*file.to_bytes(), b"JBSWY3DPEHPK3PXP\n");
+    }
+
+    #[test]
+    fn rejects_bad_values_with_line_numbers() {
+        let cases: &[(&[u8], usize, ParseErrorKind)] = &[
+            (b"", 1, ParseErrorKind::Empty),
+            (
+                b"!!!!\n",
+                1,
+                ParseErrorKind::Secret(SecretError::InvalidCharacter),
+            ),
+            (
+                b"JBSWY3DPEHPK3PXP\n\" STEP_SIZE 0\n",
+                2,
+                ParseErrorKind::BadValue("STEP_SIZE"),
+            ),
+            (
+                b"JBSWY3DPEHPK3PXP\n\" STEP_SIZE 61\n",
+                2,
+                ParseErrorKind::BadValue("STEP_SIZE"),
+            ),
+            (
+                b"JBSWY3DPEHPK3PXP\n\" WINDOW_SIZE 101\n",
+                2,
+                ParseErrorKind::BadValue("WINDOW_SIZE"),
+            ),
+            (
+                b"JBSWY3DPEHPK3PXP\n\" WINDOW_SIZE -3\n",
+                2,
+                ParseErrorKind::BadValue("WINDOW_SIZE"),
+            ),
+            (
+                b"JBSWY3DPEHPK3PXP\n\n\" RATE_LIMIT 3\n",
+                3,
+                ParseErrorKind::BadValue("RATE_LIMIT"),
+            ),
+            (
+                b"JBSWY3DPEHPK3PXP\n\" RATE_LIMIT 0 30\n",
+                2,
+                ParseErrorKind::BadValue("RATE_LIMIT"),
+            ),
+            (
+                b"JBSWY3DPEHPK3PXP\n\" RATE_LIMIT 3 30 x\n",
+                2,
+                ParseErrorKind::BadValue("RATE_LIMIT"),
+            ),
+            (
+                b"JBSWY3DPEHPK3PXP\n\" HOTP_COUNTER 99999999999999999999999\n",
+                2,
+                ParseErrorKind::BadValue("HOTP_COUNTER"),
+            ),
+            (
+                b"JBSWY3DPEHPK3PXP\n\" DISALLOW_REUSE 1 two\n",
+                2,
+                ParseErrorKind::BadValue("DISALLOW_REUSE"),
+            ),
+            (
+                b"JBSWY3DPEHPK3PXP\n\" TOTP_AUTH\n\" TOTP_AUTH\n",
+                3,
+                ParseErrorKind::Duplicate("TOTP_AUTH"),
+            ),
+            (
+                b"JBSWY3DPEHPK3PXP\n\" LAST1 a 1\n\" LAST1 b 2\n",
+                3,
+                ParseErrorKind::Duplicate("LAST"),
+            ),
+        ];
+        for (input, line, reason) in cases {
+            let err = SecretFile::parse(input).unwrap_err();
+            assert_eq!(
+                (err.line, &err.reason),
+                (*line, reason),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        let big = vec![b'A'; MAX_FILE_SIZE + 1];
+        assert_eq!(
+            SecretFile::parse(&big).unwrap_err().reason,
+            ParseErrorKind::TooLarge
+        );
+    }
+
+    #[test]
+    fn new_file_has_canonical_secret() {
+        let secret = Secret::from_bytes(vec![0u8; 20]);
+        let mut file = SecretFile::new(secret);
+        file.set_time_based();
+        file.set_scratch_codes(&[10000000, 99999999]);
+        assert_eq!(
+            &*file.to_bytes(),
+            b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n\" TOTP_AUTH\n10000000\n99999999\n"
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! Test harness: see the test files under tests/tests.
