@@ -1,0 +1,437 @@
+//! Deciding one login attempt: rate limit, code window, reuse, scratch codes,
+//! HOTP counter, clock-skew learning and the grace period.
+//!
+//! Pure: the current time is a parameter and the only effect is on the
+//! in-memory [`SecretFile`]. The caller holds the file's lock around
+//! [`check_attempt`] and saves the file afterwards, so each attempt sees
+//! every earlier one.
+
+use crate::otp::{codes_equal, hotp, time_step, Code, MalformedCode};
+use crate::secret_file::{GraceLogin, Mode, RateLimit, SecretFile, SkewObservation, GRACE_SLOTS};
+use std::fmt;
+
+/// How far (in time steps, each way) a code is searched for when the window
+/// misses, to learn a phone clock that is off: 25 hours at 30 s steps.
+pub const SKEW_SEARCH_STEPS: i64 = 25 * 60 * 2;
+/// Codes in a row that must agree on a new clock skew before it is adopted.
+pub const SKEW_OBSERVATIONS_NEEDED: usize = 3;
+/// Longest host name stored for the grace period.
+pub const MAX_GRACE_HOST_LEN: usize = 255;
+
+/// Module options that change how attempts are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Learn the phone's clock skew from codes far outside the window
+    /// (off with `noskewadj`).
+    pub learn_skew: bool,
+    /// Move the HOTP counter on after a failed attempt, so guesses cannot
+    /// all be tried against one counter value (off with `no_increment_hotp`).
+    pub advance_hotp_on_failure: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            learn_skew: true,
+            advance_hotp_on_failure: true,
+        }
+    }
+}
+
+/// How the user got in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    Code,
+    ScratchCode,
+    /// A code far off the window that completed a clock-skew correction.
+    CodeAfterSkewCorrection {
+        skew_steps: i64,
+    },
+    /// No code asked: the host logged in recently (`grace_period`).
+    GracePeriod,
+}
+
+/// Why an attempt failed. The display text goes to the log: it never holds
+/// the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    Malformed(MalformedCode),
+    WrongCode,
+    WrongScratchCode,
+    /// A code that already logged someone in (DISALLOW_REUSE).
+    Reused,
+    RateLimited {
+        attempts: u32,
+        seconds: u32,
+    },
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejected::Malformed(why) => write!(f, "invalid input: {why}"),
+            Rejected::WrongCode => f.write_str("invalid verification code"),
+            Rejected::WrongScratchCode => f.write_str("invalid scratch code"),
+            Rejected::Reused => f.write_str("verification code was already used (DISALLOW_REUSE)"),
+            Rejected::RateLimited { attempts, seconds } => write!(
+                f,
+                "too many attempts: RATE_LIMIT allows {attempts} in {seconds} seconds"
+            ),
+        }
+    }
+}
+
+/// What saving the file protects, if it changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Something that guards against replay or guessing changed: used codes,
+    /// a scratch code, the HOTP counter or the attempts counted for the rate
+    /// limit. A login must not succeed unless this is saved.
+    pub protective: bool,
+    /// Only bookkeeping changed (clock skew, grace-period hosts): losing it
+    /// costs convenience, never security.
+    pub bookkeeping: bool,
+}
+
+impl Changes {
+    pub fn any(&self) -> bool {
+        self.protective || self.bookkeeping
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub verdict: Result<Accepted, Rejected>,
+    pub changes: Changes,
+}
+
+/// Records the attempt against RATE_LIMIT; `Err` when the limit was already
+/// reached. Every attempt counts, successful or not, including ones that are
+/// themselves refused, so a burst cannot slip guesses past the limit.
+fn count_attempt(file: &mut SecretFile, now: u64, changes: &mut Changes) -> Result<(), Rejected> {
+    let Some(limit) = file.rate_limit().cloned() else {
+        return Ok(());
+    };
+    let seconds = u64::from(limit.seconds);
+    // Attempts inside the interval. One stamped in the future (the clock was
+    // set back) still counts, or setting the clock back would reset the limit.
+    let mut recent: Vec<u64> = limit
+        .recent
+        .iter()
+        .copied()
+        .filter(|&t| t.saturating_add(seconds) > now)
+        .collect();
+    let over = recent.len() >= limit.attempts as usize;
+    recent.push(now);
+    let keep_from = recent.len().saturating_sub(limit.attempts as usize);
+    recent.drain(..keep_from);
+    file.set_rate_limit(RateLimit { recent, ..limit });
+    changes.protective = true;
+    if over {
+        Err(Rejected::RateLimited {
+            attempts: limit.attempts,
+            seconds: limit.seconds,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// Offsets from the expected time step that a window of `window` codes
+/// accepts: 3 → -1..=1, 17 → -8..=8, 4 → -1..=2.
+pub fn window_offsets(window: u32) -> std::ops::RangeInclusive<i64> {
+    let window = i64::from(window.max(1));
+    -((window - 1) / 2)..=window / 2
+}
+
+/// The counter in `candidates` whose code equals `code`. Every candidate is
+/// computed and compared, so the time taken does not say which one matched.
+fn find_counter(
+    file: &SecretFile,
+    code: u32,
+    candidates: impl Iterator<Item = i64>,
+) -> Option<u64> {
+    let mut found = None;
+    for counter in candidates {
+        let Ok(counter) = u64::try_from(counter) else {
+            continue;
+        };
+        if codes_equal(hotp(file.secret(), counter), code) && found.is_none() {
+            found = Some(counter);
+        }
+    }
+    found
+}
+
+fn check_scratch_code(
+    file: &mut SecretFile,
+    code: u32,
+    changes: &mut Changes,
+) -> Result<Accepted, Rejected> {
+    if file.remove_scratch_code(code) {
+        changes.protective = true;
+        Ok(Accepted::ScratchCode)
+    } else {
+        Err(Rejected::WrongScratchCode)
+    }
+}
+
+fn check_counter_code(
+    file: &mut SecretFile,
+    code: u32,
+    next: u64,
+    window: u32,
+    options: &Options,
+    changes: &mut Changes,
+) -> Result<Accepted, Rejected> {
+    let candidates = (0..i64::from(window.max(1))).map(|i| (next as i64).saturating_add(i));
+    match find_counter(file, code, candidates) {
+        Some(counter) => {
+            file.set_hotp_counter(counter.saturating_add(1));
+            changes.protective = true;
+            Ok(Accepted::Code)
+        }
+        None => {
+            if options.advance_hotp_on_failure {
+                file.set_hotp_counter(next.saturating_add(1));
+                changes.protective = true;
+            }
+            Err(Rejected::WrongCode)
+        }
+    }
+}
+
+/// Marks `counter` as used. `Err(Reused)` if it already was. Steps that fell
+/// out of the window behind us are forgotten; steps ahead (the clock was set
+/// back) are kept, or turning the clock back would make them usable again.
+fn mark_used(
+    file: &mut SecretFile,
+    counter: u64,
+    oldest_in_window: i64,
+    changes: &mut Changes,
+) -> Result<(), Rejected> {
+    let used = file.used_steps();
+    if used.contains(&counter) {
+        return Err(Rejected::Reused);
+    }
+    let mut kept: Vec<u64> = used
+        .iter()
+        .copied()
+        .filter(|&step| step as i128 >= i128::from(oldest_in_window))
+        .collect();
+    kept.push(counter);
+    file.set_used_steps(kept);
+    changes.protective = true;
+    Ok(())
+}
+
+fn check_time_code(
+    file: &mut SecretFile,
+    code: u32,
+    now: u64,
+    step_seconds: u32,
+    options: &Options,
+    changes: &mut Changes,
+) -> Result<Accepted, Rejected> {
+    let settings = file.settings();
+    let current = time_step(now, step_seconds) as i64;
+    let expected = current.saturating_add(settings.time_skew);
+    let offsets = window_offsets(settings.window);
+    let oldest_in_window = expected + offsets.start();
+    let in_window = offsets.clone().map(|o| expected.saturating_add(o));
+    if let Some(counter) = find_counter(file, code, in_window) {
+        if settings.disallow_reuse {
+            mark_used(file, counter, oldest_in_window, changes)?;
+        }
+        // A good code in the window ends any half-learned skew correction.
+        if !file.skew_observations().is_empty() {
+            file.set_skew_observations(Vec::new());
+            changes.bookkeeping = true;
+        }
+        return Ok(Accepted::Code);
+    }
+    if !options.learn_skew {
+        return Err(Rejected::WrongCode);
+    }
+    learn_skew(
+        file,
+        code,
+        current,
+        settings.disallow_reuse,
+        oldest_in_window,
+        changes,
+    )
+}
+
+/// The phone's clock may be off by more than the window. A code that matches
+/// far from now is remembered with the skew it implies; once
+/// [`SKEW_OBSERVATIONS_NEEDED`] codes typed in successive time steps agree
+/// (within one step) the skew is adopted and the last code logs in. That
+/// code is marked used like any other (DISALLOW_REUSE), so it cannot be
+/// replayed a step later.
+fn learn_skew(
+    file: &mut SecretFile,
+    code: u32,
+    current: i64,
+    disallow_reuse: bool,
+    oldest_in_window: i64,
+    changes: &mut Changes,
+) -> Result<Accepted, Rejected> {
+    let search = (-SKEW_SEARCH_STEPS..=SKEW_SEARCH_STEPS).map(|o| current.saturating_add(o));
+    let Some(counter) = find_counter(file, code, search) else {
+        return Err(Rejected::WrongCode);
+    };
+    let skew = counter as i64 - current;
+    let observation = SkewObservation {
+        step: current as u64,
+        skew,
+    };
+    let mut observations: Vec<SkewObservation> = file.skew_observations().to_vec();
+    // Only a run of codes typed in increasing time steps counts; an older or
+    // same-step entry means the run was broken.
+    if observations
+        .last()
+        .is_some_and(|last| last.step >= observation.step)
+    {
+        observations.clear();
+    }
+    observations.push(observation);
+    let keep_from = observations.len().saturating_sub(SKEW_OBSERVATIONS_NEEDED);
+    observations.drain(..keep_from);
+    let agreed = observations.len() == SKEW_OBSERVATIONS_NEEDED
+        && observations
+            .windows(2)
+            .all(|pair| (pair[1].skew - pair[0].skew).abs() <= 1);
+    changes.bookkeeping = true;
+    if !agreed {
+        file.set_skew_observations(observations);
+        return Err(Rejected::WrongCode);
+    }
+    if disallow_reuse {
+        // Steps are absolute, so the window for pruning moves with the skew.
+        let oldest = oldest_in_window.saturating_add(skew);
+        if let Err(reused) = mark_used(file, counter, oldest, changes) {
+            file.set_skew_observations(observations);
+            return Err(reused);
+        }
+    }
+    file.set_skew_observations(Vec::new());
+    file.set_time_skew(skew);
+    Ok(Accepted::CodeAfterSkewCorrection { skew_steps: skew })
+}
+
+/// Judges one attempt at time `now` (unix seconds) and updates `file` to
+/// match. `input` is what the user typed.
+pub fn check_attempt(file: &mut SecretFile, input: &[u8], now: u64, options: &Options) -> Decision {
+    check_candidates(file, &[input], now, options).0
+}
+
+/// Judges one attempt that may carry its code in more than one way (a
+/// password with a 6- or 8-digit code at its end): the candidates are tried
+/// in order and the first that is accepted wins. The attempt counts once
+/// against the rate limit. Returns the decision and the index of the
+/// accepted candidate.
+pub fn check_candidates(
+    file: &mut SecretFile,
+    candidates: &[&[u8]],
+    now: u64,
+    options: &Options,
+) -> (Decision, Option<usize>) {
+    let mut changes = Changes::default();
+    if let Err(limited) = count_attempt(file, now, &mut changes) {
+        return (
+            Decision {
+                verdict: Err(limited),
+                changes,
+            },
+            None,
+        );
+    }
+    let mut verdict = Err(Rejected::Malformed(MalformedCode::Empty));
+    for (index, input) in candidates.iter().enumerate() {
+        verdict = check_code(file, input, now, options, &mut changes);
+        if verdict.is_ok() {
+            return (Decision { verdict, changes }, Some(index));
+        }
+    }
+    (Decision { verdict, changes }, None)
+}
+
+fn check_code(
+    file: &mut SecretFile,
+    input: &[u8],
+    now: u64,
+    options: &Options,
+    changes: &mut Changes,
+) -> Result<Accepted, Rejected> {
+    match Code::parse(input).map_err(Rejected::Malformed)? {
+        Code::Scratch(code) => check_scratch_code(file, code, changes),
+        Code::Otp(code) => {
+            let settings = file.settings();
+            match settings.mode {
+                Mode::Counter { next } => {
+                    check_counter_code(file, code, next, settings.window, options, changes)
+                }
+                Mode::Time { step_seconds } => {
+                    check_time_code(file, code, now, step_seconds, options, changes)
+                }
+            }
+        }
+    }
+}
+
+/// Counts a login attempt that needs no code (a grace-period login) against
+/// the rate limit: the grace period never lets more attempts through than
+/// RATE_LIMIT allows.
+pub fn check_codeless_attempt(file: &mut SecretFile, now: u64) -> Decision {
+    let mut changes = Changes::default();
+    let verdict = count_attempt(file, now, &mut changes).map(|()| Accepted::GracePeriod);
+    Decision { verdict, changes }
+}
+
+/// The remote host as it may be stored for the grace period: a host name or
+/// an IPv4/IPv6 address. Anything else (white space, line breaks, `%` … any
+/// byte outside that set) is refused: the host comes from the network side
+/// and must never shape a line of the file.
+pub fn grace_host(remote_host: &[u8]) -> Option<&str> {
+    let allowed = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'_');
+    if remote_host.is_empty()
+        || remote_host.len() > MAX_GRACE_HOST_LEN
+        || !remote_host.iter().all(allowed)
+    {
+        return None;
+    }
+    std::str::from_utf8(remote_host).ok()
+}
+
+/// Whether `host` logged in successfully less than `grace_seconds` ago.
+pub fn in_grace_period(file: &SecretFile, host: &str, now: u64, grace_seconds: u64) -> bool {
+    file.grace_logins()
+        .iter()
+        .any(|g| g.host == host && g.time <= now && now - g.time < grace_seconds)
+}
+
+/// Remembers a successful login from `host` for the grace period, in the
+/// host's slot or else the oldest one.
+pub fn record_grace_login(file: &mut SecretFile, host: &str, now: u64) -> Changes {
+    let logins = file.grace_logins();
+    let slot = logins
+        .iter()
+        .find(|g| g.host == host)
+        .map(|g| g.slot)
+        .or_else(|| (0..GRACE_SLOTS).find(|s| !logins.iter().any(|g| g.slot == *s)))
+        .or_else(|| logins.iter().min_by_key(|g| g.time).map(|g| g.slot))
+        .unwrap_or(0);
+    file.set_grace_login(GraceLogin {
+        slot,
+        host: host.to_owned(),
+        time: now,
+    });
+    Changes {
+        protective: false,
+        bookkeeping: true,
+    }
+}
+
+#[cfg(test)]
+mod tests;
