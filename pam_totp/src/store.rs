@@ -1,0 +1,463 @@
+//! The one place that reads and writes secret files.
+//!
+//! Rules, all enforced here:
+//! - files are opened as their user (file-system uid/gid switched), so root's
+//!   rights never reach a file the user could not touch;
+//! - the final path component is never followed if it is a symlink, and only
+//!   a regular file is accepted (a FIFO cannot even block the open);
+//! - owner and mode are checked before a byte is read;
+//! - an update takes an exclusive lock on the file, checks the path still
+//!   names the locked file, re-reads it, and replaces it with a new file that
+//!   was written, synced and given the old owner and mode before the rename;
+//!   the directory is synced after. A crash leaves either the old or the new
+//!   file, never a mix, and concurrent logins see each other's changes.
+
+use crate::secret_file::MAX_FILE_SIZE;
+use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+use nix::unistd::{setfsgid, setfsuid, Gid, Uid};
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::{fchown, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+/// Mode bits a secret file may have unless the admin allows more.
+pub const DEFAULT_ALLOWED_MODE: u32 = 0o600;
+/// How long a login waits for another login's update of the same file.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+const LOCK_POLL: Duration = Duration::from_millis(5);
+/// Attempts to lock a path that keeps being replaced under us.
+const LOCK_ATTEMPTS: usize = 20;
+
+/// The file-system identity files are accessed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: Uid,
+    pub gid: Gid,
+}
+
+impl Identity {
+    pub fn current() -> Identity {
+        Identity {
+            uid: Uid::effective(),
+            gid: Gid::effective(),
+        }
+    }
+}
+
+/// What the secret file must look like before it is trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessRules {
+    /// The file's required owner; `None` accepts any owner (`no_strict_owner`).
+    pub owner: Option<Uid>,
+    /// Permission bits the file may have (`allowed_perm`, default 0600).
+    pub allowed_mode: u32,
+}
+
+#[derive(Debug)]
+pub enum StoreError {
+    NotFound,
+    Symlink,
+    NotRegularFile,
+    WrongOwner {
+        owner: u32,
+        expected: u32,
+    },
+    LoosePermissions {
+        mode: u32,
+        allowed: u32,
+    },
+    TooLarge,
+    AlreadyExists,
+    /// The file-system identity could not be switched.
+    SwitchIdentity,
+    LockTimeout,
+    /// The path kept changing while we tried to lock it.
+    Unstable,
+    Io {
+        action: &'static str,
+        error: io::Error,
+    },
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::NotFound => f.write_str("secret file does not exist"),
+            StoreError::Symlink => {
+                f.write_str("secret file is a symbolic link; refusing to follow it")
+            }
+            StoreError::NotRegularFile => f.write_str("secret file is not a regular file"),
+            StoreError::WrongOwner { owner, expected } => write!(
+                f,
+                "secret file is owned by uid {owner}, expected uid {expected}"
+            ),
+            StoreError::LoosePermissions { mode, allowed } => write!(
+                f,
+                "secret file has mode {mode:04o}, allowed at most {allowed:04o}"
+            ),
+            StoreError::TooLarge => write!(f, "secret file is larger than {MAX_FILE_SIZE} bytes"),
+            StoreError::AlreadyExists => f.write_str("secret file already exists"),
+            StoreError::SwitchIdentity => f.write_str("cannot switch file access to the user"),
+            StoreError::LockTimeout => {
+                f.write_str("timed out waiting for the lock on the secret file")
+            }
+            StoreError::Unstable => f.write_str("secret file kept changing while being locked"),
+            StoreError::Io { action, error } => write!(f, "cannot {action}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+fn io_error(action: &'static str) -> impl FnOnce(io::Error) -> StoreError {
+    move |error| StoreError::Io { action, error }
+}
+
+/// While alive, file access uses another uid/gid (Linux fsuid/fsgid, which
+/// affect only this thread and only file-system checks).
+struct AsIdentity {
+    previous: Identity,
+}
+
+impl AsIdentity {
+    fn switch(to: Identity) -> Result<AsIdentity, StoreError> {
+        // The group first: once the uid is dropped, the gid can no longer change.
+        let previous_gid = setfsgid(to.gid);
+        let previous_uid = setfsuid(to.uid);
+        let guard = AsIdentity {
+            previous: Identity {
+                uid: previous_uid,
+                gid: previous_gid,
+            },
+        };
+        // setfsuid reports no error; asking again returns what is in force.
+        if setfsgid(to.gid) != to.gid || setfsuid(to.uid) != to.uid {
+            return Err(StoreError::SwitchIdentity);
+        }
+        Ok(guard)
+    }
+
+    /// Runs `f` with the identity we had before the switch.
+    fn with_previous<T>(&self, f: impl FnOnce() -> T) -> T {
+        let current = Identity {
+            uid: setfsuid(self.previous.uid),
+            gid: setfsgid(self.previous.gid),
+        };
+        let result = f();
+        setfsgid(current.gid);
+        setfsuid(current.uid);
+        result
+    }
+}
+
+impl Drop for AsIdentity {
+    fn drop(&mut self) {
+        setfsuid(self.previous.uid);
+        setfsgid(self.previous.gid);
+    }
+}
+
+fn split(path: &Path) -> Result<(PathBuf, OsString), StoreError> {
+    let name = path.file_name().ok_or(StoreError::NotRegularFile)?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok((dir, name.to_os_string()))
+}
+
+fn sibling(dir: &Path, name: &OsString, suffix: &str) -> PathBuf {
+    let mut temp = name.clone();
+    temp.push(suffix);
+    dir.join(temp)
+}
+
+/// Opens the file without following a final symlink and without blocking on
+/// a FIFO, then checks type, owner and mode on the open descriptor.
+fn open_checked(path: &Path, rules: &AccessRules) -> Result<(File, fs::Metadata), StoreError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|error| match error.raw_os_error() {
+            Some(libc::ENOENT) => StoreError::NotFound,
+            Some(libc::ELOOP) => StoreError::Symlink,
+            _ => StoreError::Io {
+                action: "open the secret file",
+                error,
+            },
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(io_error("inspect the secret file"))?;
+    if !meta.file_type().is_file() {
+        return Err(StoreError::NotRegularFile);
+    }
+    if let Some(expected) = rules.owner {
+        if meta.uid() != expected.as_raw() {
+            return Err(StoreError::WrongOwner {
+                owner: meta.uid(),
+                expected: expected.as_raw(),
+            });
+        }
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & !rules.allowed_mode != 0 {
+        return Err(StoreError::LoosePermissions {
+            mode,
+            allowed: rules.allowed_mode,
+        });
+    }
+    if meta.len() > MAX_FILE_SIZE as u64 {
+        return Err(StoreError::TooLarge);
+    }
+    Ok((file, meta))
+}
+
+fn read_all(mut file: &File) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    file.rewind().map_err(io_error("read the secret file"))?;
+    let mut contents = Zeroizing::new(Vec::with_capacity(4096));
+    // One byte past the cap tells a file that grew after fstat from a full one.
+    file.take(MAX_FILE_SIZE as u64 + 1)
+        .read_to_end(&mut contents)
+        .map_err(io_error("read the secret file"))?;
+    if contents.len() > MAX_FILE_SIZE {
+        return Err(StoreError::TooLarge);
+    }
+    Ok(contents)
+}
+
+/// Reads the secret file as `identity`, after the checks in `rules`.
+/// No lock is taken: use it to look, and [`update`] to change.
+pub fn read(
+    path: &Path,
+    identity: Identity,
+    rules: &AccessRules,
+) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    let _as_user = AsIdentity::switch(identity)?;
+    let (file, _) = open_checked(path, rules)?;
+    read_all(&file)
+}
+
+/// Takes the file's exclusive lock, waiting a bounded time.
+fn lock(file: &File) -> Result<(), StoreError> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(LOCK_POLL)
+            }
+            Err(fs::TryLockError::WouldBlock) => return Err(StoreError::LockTimeout),
+            Err(fs::TryLockError::Error(error)) => {
+                return Err(StoreError::Io {
+                    action: "lock the secret file",
+                    error,
+                })
+            }
+        }
+    }
+}
+
+/// Owner, group and permission bits a written file gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ownership {
+    uid: u32,
+    gid: u32,
+    mode: u32,
+}
+
+impl Ownership {
+    fn of(meta: &fs::Metadata) -> Ownership {
+        Ownership {
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mode: meta.mode() & 0o7777,
+        }
+    }
+}
+
+/// Read-modify-write under the file's lock. `change` sees the current
+/// contents and returns its result and, if the file must change, the new
+/// contents. The new file keeps the old one's owner and mode.
+///
+/// The outer `Err` means nothing was read. Otherwise the second slot tells
+/// whether saving the change failed: the caller decides whether an unsaved
+/// change may still count.
+pub fn update<T>(
+    path: &Path,
+    identity: Identity,
+    rules: &AccessRules,
+    change: impl FnOnce(&[u8]) -> (T, Option<Zeroizing<Vec<u8>>>),
+) -> Result<(T, Result<(), StoreError>), StoreError> {
+    update_owned(path, identity, rules, change, Ownership::of)
+}
+
+fn update_owned<T>(
+    path: &Path,
+    identity: Identity,
+    rules: &AccessRules,
+    change: impl FnOnce(&[u8]) -> (T, Option<Zeroizing<Vec<u8>>>),
+    ownership: impl Fn(&fs::Metadata) -> Ownership,
+) -> Result<(T, Result<(), StoreError>), StoreError> {
+    let as_user = AsIdentity::switch(identity)?;
+    let (dir, name) = split(path)?;
+    for _ in 0..LOCK_ATTEMPTS {
+        let (file, meta) = open_checked(path, rules)?;
+        lock(&file)?;
+        // Another login may have replaced the file while we waited: the lock
+        // we hold is then on the old inode, and we must start again.
+        match fs::symlink_metadata(path) {
+            Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() => {}
+            Ok(_) => continue,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            Err(error) => {
+                return Err(StoreError::Io {
+                    action: "inspect the secret file",
+                    error,
+                })
+            }
+        }
+        let contents = read_all(&file)?;
+        let (result, new_contents) = change(&contents);
+        let saved = match new_contents {
+            None => Ok(()),
+            Some(bytes) => {
+                let temp = sibling(&dir, &name, ".pam_totp-tmp");
+                // We hold the lock, so a file at the temporary name is left
+                // over from a crash: clear it rather than fail.
+                let _ = fs::remove_file(&temp);
+                let target = ownership(&meta);
+                replace(
+                    &as_user,
+                    &dir,
+                    &temp,
+                    path,
+                    &bytes,
+                    target,
+                    RenameFlags::empty(),
+                )
+            }
+        };
+        return Ok((result, saved));
+    }
+    Err(StoreError::Unstable)
+}
+
+/// Writes `bytes` to `temp`, gives it `target`'s owner and mode, syncs it,
+/// renames it onto `path` and syncs the directory. On failure the temporary
+/// file is removed and `path` is untouched.
+fn replace(
+    as_user: &AsIdentity,
+    dir: &Path,
+    temp: &Path,
+    path: &Path,
+    bytes: &[u8],
+    target: Ownership,
+    flags: RenameFlags,
+) -> Result<(), StoreError> {
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(temp)
+            .map_err(io_error("create the temporary file"))?;
+        file.write_all(bytes)
+            .map_err(io_error("write the temporary file"))?;
+        let written = file
+            .metadata()
+            .map_err(io_error("inspect the temporary file"))?;
+        if written.uid() != target.uid || written.gid() != target.gid {
+            // Another owner than the user we act as (a root-owned file with
+            // no_strict_owner, or an admin enrolling a user) takes the rights
+            // we had before switching.
+            as_user
+                .with_previous(|| fchown(&file, Some(target.uid), Some(target.gid)))
+                .map_err(io_error("set the owner of the new secret file"))?;
+        }
+        file.set_permissions(fs::Permissions::from_mode(target.mode))
+            .map_err(io_error("set the mode of the new secret file"))?;
+        file.sync_all()
+            .map_err(io_error("sync the temporary file"))?;
+        renameat2(AT_FDCWD, temp, AT_FDCWD, path, flags).map_err(|errno| match errno {
+            nix::errno::Errno::EEXIST => StoreError::AlreadyExists,
+            errno => StoreError::Io {
+                action: "rename the temporary file",
+                error: io::Error::from(errno),
+            },
+        })
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(temp);
+        return result;
+    }
+    // The rename is done; syncing the directory makes it survive a crash.
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error("sync the directory"))
+}
+
+/// Owner and mode for a new file.
+#[derive(Debug, Clone, Copy)]
+pub struct NewFile {
+    /// Who the file belongs to.
+    pub owner: Identity,
+    pub mode: u32,
+}
+
+/// Creates a secret file durably: written in full and synced under a
+/// temporary name, then renamed into place. Access is done as `as_identity`
+/// (the user, or root when an admin writes a file elsewhere).
+///
+/// Without `overwrite` an existing file is an error (`AlreadyExists`, checked
+/// atomically by the rename). With it, an existing regular file is replaced
+/// under its lock, so a login in progress is not lost. Either way an
+/// existing file is untouched until the new one is complete and synced.
+pub fn create(
+    path: &Path,
+    bytes: &[u8],
+    as_identity: Identity,
+    new: NewFile,
+    overwrite: bool,
+) -> Result<(), StoreError> {
+    let target = Ownership {
+        uid: new.owner.uid.as_raw(),
+        gid: new.owner.gid.as_raw(),
+        mode: new.mode & 0o7777,
+    };
+    if overwrite {
+        let any = AccessRules {
+            owner: None,
+            allowed_mode: 0o7777,
+        };
+        let write_all = |_: &[u8]| ((), Some(Zeroizing::new(bytes.to_vec())));
+        match update_owned(path, as_identity, &any, write_all, |_| target) {
+            Ok(((), saved)) => return saved,
+            Err(StoreError::NotFound) => {} // nothing to replace
+            Err(other) => return Err(other),
+        }
+    }
+    let as_user = AsIdentity::switch(as_identity)?;
+    let (dir, name) = split(path)?;
+    let temp = sibling(
+        &dir,
+        &name,
+        &format!(".pam_totp-new.{}", std::process::id()),
+    );
+    let _ = fs::remove_file(&temp);
+    replace(
+        &as_user,
+        &dir,
+        &temp,
+        path,
+        bytes,
+        target,
+        RenameFlags::RENAME_NOREPLACE,
+    )
+}
