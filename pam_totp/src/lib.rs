@@ -1,10 +1,22 @@
 //! pam_totp: time-based one-time passwords as a second factor for PAM.
 //!
-//! The crate is both the PAM module (`pam_totp.so`, see [`pam`]) and a library
-//! that the enrollment tool and the tests use. Everything except [`ffi`] is
-//! safe Rust; the pure logic ([`otp`], [`secret_file`], [`policy`]) takes time
-//! as a parameter and does no I/O.
+//! The crate is both the PAM module (`pam_totp.so`) and a library that the
+//! enrollment tool and the tests use:
+//! - [`otp`]: HOTP/TOTP and base32 secrets;
+//! - [`secret_file`]: the `~/.google_authenticator` format;
+//! - [`policy`]: judging one attempt (window, reuse, rate limit, scratch
+//!   codes, clock skew, grace period), with time as a parameter;
+//! - [`options`] and [`path`]: the module arguments and `secret=` expansion;
+//! - [`store`]: every read and write of a secret file;
+//! - [`module`]: one authentication from start to end;
+//! - `ffi`: the libpam entry points, the only `unsafe` code.
 #![deny(unsafe_code)]
 
+mod ffi;
+pub mod module;
+pub mod options;
 pub mod otp;
+pub mod path;
+pub mod policy;
 pub mod secret_file;
+pub mod store;

@@ -1,0 +1,507 @@
+//! One authentication from start to end: what `pam_sm_authenticate` does.
+//!
+//! Written against the [`Pam`] trait, so the same code runs under libpam
+//! (see [`crate::ffi`]) and in unit tests with a scripted conversation.
+//!
+//! Order of events:
+//! 1. parse the module options; a bad one fails the module (fail closed);
+//! 2. find the user, expand `secret=`, and read the file as its user, after
+//!    the owner, mode, type and size checks (no lock: this is a look);
+//! 3. grace period: a host that logged in with a code recently gets in
+//!    without one, still counted against the rate limit;
+//! 4. get the code: from the password an earlier module collected
+//!    (`try_first_pass`, `use_first_pass`) or by asking;
+//! 5. under the file's lock: re-read, count the attempt, check the code,
+//!    record what must be recorded, and replace the file durably;
+//! 6. a login whose protective state (used codes, scratch codes, HOTP
+//!    counter, rate-limit attempts) could not be saved fails. With
+//!    `allow_readonly` a login whose only unsaved change is bookkeeping
+//!    (clock-skew learning, grace-period hosts) succeeds with a warning;
+//!    nothing else is relaxed.
+//!
+//! Every failure is one log line naming the user and the reason, never the
+//! code or the secret.
+
+use crate::options::{ModuleOptions, OptionError, PassMode};
+use crate::path::{self, PathError, DEFAULT_SECRET_PATH};
+use crate::policy::{self, Accepted, Changes, Rejected};
+use crate::secret_file::{ParseError, SecretFile};
+use crate::store::{self, AccessRules, Identity, StoreError};
+use nix::unistd::User;
+use std::fmt;
+use std::path::PathBuf;
+use zeroize::Zeroizing;
+
+pub const DEFAULT_PROMPT: &str = "Verification code: ";
+pub const DEFAULT_FORWARD_PASS_PROMPT: &str = "Password & verification code: ";
+
+/// Syslog priorities the module uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    Error,
+    Warning,
+    Notice,
+    Info,
+    Debug,
+}
+
+/// What the module needs from libpam.
+pub trait Pam {
+    /// The user being authenticated; `None` if libpam has none to give.
+    fn user(&mut self) -> Option<String>;
+    /// PAM_RHOST, as raw bytes: it comes from the network side.
+    fn remote_host(&self) -> Option<Vec<u8>>;
+    /// PAM_AUTHTOK, the password an earlier module collected.
+    fn authtok(&self) -> Option<Zeroizing<Vec<u8>>>;
+    fn set_authtok(&mut self, value: &[u8]) -> bool;
+    /// Asks the user; `None` if the conversation failed.
+    fn ask(&mut self, prompt: &str, echo: bool) -> Option<Zeroizing<Vec<u8>>>;
+    fn log(&self, priority: Priority, message: &str);
+}
+
+/// The time, injected so tests can set it.
+pub trait Clock {
+    /// Seconds since the Unix epoch.
+    fn now(&self) -> u64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
+/// The result of an authentication, as libpam will be told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Success,
+    /// Only `nullok` with no secret file.
+    Ignore,
+    AuthErr,
+    ServiceErr,
+    ConvErr,
+    UserUnknown,
+}
+
+#[derive(Debug)]
+enum Success {
+    Accepted(Accepted),
+    NoSecretFileNullok,
+}
+
+#[derive(Debug)]
+enum Failure {
+    Options(OptionError),
+    NoUser,
+    UnknownAccount,
+    UnknownFileUser(String),
+    Path(PathError),
+    NoSecretFile,
+    File(StoreError),
+    Parse(ParseError),
+    Conversation,
+    NoFirstPass,
+    Rejected {
+        why: Rejected,
+        unsaved: Option<StoreError>,
+    },
+    NotSaved(StoreError),
+}
+
+impl Failure {
+    /// The one place failures become PAM return codes.
+    fn status(&self) -> Status {
+        match self {
+            Failure::Options(_) | Failure::UnknownFileUser(_) => Status::ServiceErr,
+            Failure::NoUser | Failure::UnknownAccount => Status::UserUnknown,
+            Failure::Conversation => Status::ConvErr,
+            Failure::Path(_)
+            | Failure::NoSecretFile
+            | Failure::File(_)
+            | Failure::Parse(_)
+            | Failure::NoFirstPass
+            | Failure::Rejected { .. }
+            | Failure::NotSaved(_) => Status::AuthErr,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Options(e) => write!(f, "bad module configuration: {e}"),
+            Failure::NoUser => f.write_str("no user name from PAM"),
+            Failure::UnknownAccount => f.write_str("no such user"),
+            Failure::UnknownFileUser(name) => {
+                write!(f, "bad module configuration: user={} does not exist", name.escape_debug())
+            }
+            Failure::Path(e) => write!(f, "cannot locate the secret file: {e}"),
+            Failure::NoSecretFile => f.write_str("no secret file (user not enrolled; see nullok)"),
+            Failure::File(e) => write!(f, "{e}"),
+            Failure::Parse(e) => write!(f, "secret file is corrupt: {e}"),
+            Failure::Conversation => f.write_str("could not ask for the verification code"),
+            Failure::NoFirstPass => {
+                f.write_str("use_first_pass is set but no earlier module collected a password")
+            }
+            Failure::Rejected { why, unsaved: None } => write!(f, "{why}"),
+            Failure::Rejected {
+                why,
+                unsaved: Some(e),
+            } => write!(f, "{why} (and the attempt could not be recorded: {e})"),
+            Failure::NotSaved(e) => write!(
+                f,
+                "code was valid but the secret file could not be updated, so the login is refused: {e}"
+            ),
+        }
+    }
+}
+
+/// Everything resolved about where the secret file is and how to open it.
+struct Target {
+    path: PathBuf,
+    identity: Identity,
+    rules: AccessRules,
+}
+
+/// Runs one authentication and logs its outcome.
+pub fn authenticate<A: AsRef<[u8]>>(pam: &mut dyn Pam, args: &[A], clock: &dyn Clock) -> Status {
+    let mut session = Session {
+        pam,
+        clock,
+        options: ModuleOptions::default(),
+        user: None,
+        host: None,
+    };
+    let result = session.run(args);
+    session.report(&result);
+    match result {
+        Ok(Success::Accepted(_)) => Status::Success,
+        Ok(Success::NoSecretFileNullok) => Status::Ignore,
+        Err(failure) => failure.status(),
+    }
+}
+
+struct Session<'a> {
+    pam: &'a mut dyn Pam,
+    clock: &'a dyn Clock,
+    options: ModuleOptions,
+    user: Option<String>,
+    /// PAM_RHOST if it is a plain host name or address (see
+    /// [`policy::grace_host`]); otherwise it is never stored or logged.
+    host: Option<String>,
+}
+
+impl Session<'_> {
+    fn debug(&self, message: impl FnOnce() -> String) {
+        if self.options.debug {
+            self.pam.log(Priority::Debug, &self.line(&message()));
+        }
+    }
+
+    /// Prefixes a log line with who and from where.
+    fn line(&self, message: &str) -> String {
+        let user = self
+            .user
+            .as_deref()
+            .map_or_else(|| "(unknown)".into(), |u| u.escape_debug().to_string());
+        match &self.host {
+            Some(host) => format!("user {user} from {host}: {message}"),
+            None => format!("user {user}: {message}"),
+        }
+    }
+
+    fn report(&self, result: &Result<Success, Failure>) {
+        let (priority, message) = match result {
+            Ok(Success::Accepted(how)) => (
+                Priority::Info,
+                match how {
+                    Accepted::Code => "accepted verification code".to_owned(),
+                    Accepted::ScratchCode => "accepted emergency scratch code".to_owned(),
+                    Accepted::CodeAfterSkewCorrection { skew_steps } => format!(
+                        "accepted verification code; clock skew of {skew_steps} time steps adopted"
+                    ),
+                    Accepted::GracePeriod => "accepted without a code: grace period".to_owned(),
+                },
+            ),
+            Ok(Success::NoSecretFileNullok) => (
+                Priority::Info,
+                "no secret file; nullok lets the login continue without a code".to_owned(),
+            ),
+            Err(failure @ (Failure::Options(_) | Failure::UnknownFileUser(_))) => {
+                (Priority::Error, failure.to_string())
+            }
+            Err(failure @ (Failure::File(_) | Failure::Parse(_) | Failure::NotSaved(_))) => {
+                (Priority::Error, failure.to_string())
+            }
+            Err(failure) => (Priority::Notice, failure.to_string()),
+        };
+        self.pam.log(priority, &self.line(&message));
+    }
+
+    fn run<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Success, Failure> {
+        self.options = ModuleOptions::parse(args).map_err(Failure::Options)?;
+        let user = self.pam.user().ok_or(Failure::NoUser)?;
+        self.user = Some(user.clone());
+        self.host = self
+            .pam
+            .remote_host()
+            .and_then(|h| policy::grace_host(&h).map(str::to_owned));
+
+        let target = match self.locate(&user)? {
+            Some(target) => target,
+            None => {
+                // Ask anyway, so the prompt does not tell who exists.
+                self.ask_code()?;
+                return Err(Failure::UnknownAccount);
+            }
+        };
+        self.debug(|| {
+            format!(
+                "secret file {} read as uid {}",
+                target.path.display(),
+                target.identity.uid
+            )
+        });
+
+        let file = match store::read(&target.path, target.identity, &target.rules) {
+            Ok(bytes) => SecretFile::parse(&bytes).map_err(Failure::Parse)?,
+            Err(StoreError::NotFound) if self.options.nullok => {
+                return Ok(Success::NoSecretFileNullok)
+            }
+            Err(StoreError::NotFound) => {
+                // Same prompt as for an enrolled user: no enumeration.
+                self.ask_code()?;
+                return Err(Failure::NoSecretFile);
+            }
+            Err(e) => return Err(Failure::File(e)),
+        };
+        self.debug(|| format!("settings {:?}", file.settings()));
+
+        if let Some(accepted) = self.try_grace_period(&file, &target)? {
+            return Ok(Success::Accepted(accepted));
+        }
+
+        let first_pass = match self.options.pass_mode {
+            PassMode::Prompt => None,
+            PassMode::TryFirstPass => self.pam.authtok(),
+            PassMode::UseFirstPass => Some(self.pam.authtok().ok_or(Failure::NoFirstPass)?),
+        };
+        if let Some(password) = first_pass {
+            let result = self.verify(&target, &password);
+            let retry = self.options.pass_mode == PassMode::TryFirstPass
+                && matches!(
+                    result,
+                    Err(Failure::Rejected {
+                        why: Rejected::WrongCode
+                            | Rejected::WrongScratchCode
+                            | Rejected::Malformed(_),
+                        unsaved: None,
+                    })
+                );
+            if !retry {
+                return result;
+            }
+            self.debug(|| "no valid code in the earlier password; asking".into());
+        }
+        let answer = self.ask_code()?;
+        self.verify(&target, &answer)
+    }
+
+    /// Resolves the file's path and the identity it is accessed with.
+    /// `Ok(None)` when the user has no account.
+    fn locate(&self, user: &str) -> Result<Option<Target>, Failure> {
+        let Some(account) = User::from_name(user).ok().flatten() else {
+            return Ok(None);
+        };
+        let file_account = match &self.options.file_user {
+            None => account.clone(),
+            Some(name) => User::from_name(name)
+                .ok()
+                .flatten()
+                .ok_or_else(|| Failure::UnknownFileUser(name.clone()))?,
+        };
+        let template = self
+            .options
+            .secret_path
+            .as_deref()
+            .unwrap_or(DEFAULT_SECRET_PATH);
+        let path = path::expand(template, user, &account.dir).map_err(Failure::Path)?;
+        Ok(Some(Target {
+            path,
+            identity: Identity {
+                uid: file_account.uid,
+                gid: file_account.gid,
+            },
+            rules: AccessRules {
+                owner: self.options.strict_owner.then_some(file_account.uid),
+                allowed_mode: self.options.allowed_mode,
+            },
+        }))
+    }
+
+    fn prompt_text(&self) -> &str {
+        match (&self.options.prompt, self.options.forward_pass) {
+            (Some(prompt), _) => prompt,
+            (None, true) => DEFAULT_FORWARD_PASS_PROMPT,
+            (None, false) => DEFAULT_PROMPT,
+        }
+    }
+
+    fn ask_code(&mut self) -> Result<Zeroizing<Vec<u8>>, Failure> {
+        let prompt = self.prompt_text().to_owned();
+        self.pam
+            .ask(&prompt, self.options.echo_code)
+            .ok_or(Failure::Conversation)
+    }
+
+    fn try_grace_period(
+        &mut self,
+        file: &SecretFile,
+        target: &Target,
+    ) -> Result<Option<Accepted>, Failure> {
+        let (Some(grace), Some(host)) = (self.options.grace_period, self.host.clone()) else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        if !policy::in_grace_period(file, &host, now, grace) {
+            return Ok(None);
+        }
+        // Re-check under the lock, and count the login against the rate limit.
+        let (decision, saved) =
+            store::update(&target.path, target.identity, &target.rules, |bytes| {
+                let Ok(mut file) = SecretFile::parse(bytes) else {
+                    return (None, None);
+                };
+                if !policy::in_grace_period(&file, &host, now, grace) {
+                    return (None, None);
+                }
+                let decision = policy::check_codeless_attempt(&mut file, now);
+                let new = decision.changes.any().then(|| file.to_bytes());
+                (Some(decision), new)
+            })
+            .map_err(Failure::File)?;
+        let Some(decision) = decision else {
+            return Ok(None);
+        };
+        self.settle(decision.verdict, decision.changes, saved)
+            .map(Some)
+    }
+
+    /// Checks `input` against the file under its lock. With `forward_pass`
+    /// or a first-pass password, `input` is a password with the code at its
+    /// end; the password part is handed on as PAM_AUTHTOK.
+    fn verify(&mut self, target: &Target, input: &[u8]) -> Result<Success, Failure> {
+        let split = self.options.forward_pass || self.options.pass_mode != PassMode::Prompt;
+        let candidates = if split {
+            code_candidates(input)
+        } else {
+            vec![Candidate {
+                code: input,
+                password: None,
+            }]
+        };
+        let codes: Vec<&[u8]> = candidates.iter().map(|c| c.code).collect();
+        let now = self.clock.now();
+        let (policy_options, grace, host) = (
+            self.options.policy,
+            self.options.grace_period,
+            self.host.clone(),
+        );
+        let ((decision, winner), saved) =
+            store::update(&target.path, target.identity, &target.rules, |bytes| {
+                let mut file = match SecretFile::parse(bytes) {
+                    Ok(file) => file,
+                    Err(e) => return ((Err(e), None), None),
+                };
+                let (mut decision, winner) =
+                    policy::check_candidates(&mut file, &codes, now, &policy_options);
+                if let (Ok(_), Some(_), Some(host)) = (decision.verdict, grace, &host) {
+                    let bookkeeping = policy::record_grace_login(&mut file, host, now);
+                    decision.changes.bookkeeping |= bookkeeping.bookkeeping;
+                }
+                let new = decision.changes.any().then(|| file.to_bytes());
+                ((Ok(decision), winner), new)
+            })
+            .map_err(Failure::File)?;
+        let decision = decision.map_err(Failure::Parse)?;
+        if split {
+            // The password goes on even after a wrong code, so the next module
+            // judges the same password the user typed.
+            let forwarded = winner.map_or(candidates.first(), |i| candidates.get(i));
+            if let Some(password) = forwarded.and_then(|c| c.password) {
+                if !self.pam.set_authtok(password) {
+                    self.pam.log(
+                        Priority::Warning,
+                        &self.line("could not hand the password on as PAM_AUTHTOK"),
+                    );
+                }
+            }
+        }
+        self.settle(decision.verdict, decision.changes, saved)
+            .map(Success::Accepted)
+    }
+
+    /// Combines the verdict with whether its changes were saved.
+    fn settle(
+        &self,
+        verdict: Result<Accepted, Rejected>,
+        changes: Changes,
+        saved: Result<(), StoreError>,
+    ) -> Result<Accepted, Failure> {
+        match (verdict, saved) {
+            (Ok(accepted), Ok(())) => Ok(accepted),
+            (Ok(accepted), Err(e)) if !changes.protective && self.options.allow_readonly => {
+                self.pam.log(
+                    Priority::Warning,
+                    &self.line(&format!("allow_readonly: bookkeeping not saved: {e}")),
+                );
+                Ok(accepted)
+            }
+            (Ok(_), Err(e)) => Err(Failure::NotSaved(e)),
+            (Err(why), saved) => Err(Failure::Rejected {
+                why,
+                unsaved: saved.err(),
+            }),
+        }
+    }
+}
+
+/// One way to read a password-and-code string.
+struct Candidate<'a> {
+    code: &'a [u8],
+    password: Option<&'a [u8]>,
+}
+
+/// The ways `input` may hold a code: all of it, or a 6-digit or 8-digit
+/// tail after a password.
+fn code_candidates(input: &[u8]) -> Vec<Candidate<'_>> {
+    let mut candidates = Vec::new();
+    for digits in [crate::otp::CODE_DIGITS, crate::otp::SCRATCH_CODE_DIGITS] {
+        if input.len() < digits {
+            continue;
+        }
+        let (password, code) = input.split_at(input.len() - digits);
+        if code.iter().all(u8::is_ascii_digit) {
+            candidates.push(Candidate {
+                code,
+                password: Some(password),
+            });
+        }
+    }
+    if candidates.is_empty() {
+        // Nothing code-shaped: keep the whole input so the failure is
+        // reported as a malformed code, and the password still goes on.
+        candidates.push(Candidate {
+            code: input,
+            password: Some(input),
+        });
+    }
+    candidates
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,509 @@
+//! The whole flow with a scripted conversation, a set clock and real files
+//! in a temporary directory, accessed as the user running the tests.
+use super::*;
+use crate::otp::{hotp, time_step, Secret};
+use std::collections::VecDeque;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+const SECRET: &str = "JBSWY3DPEHPK3PXP";
+const NOW: u64 = 1_700_000_015;
+
+struct FixedClock(u64);
+impl Clock for FixedClock {
+    fn now(&self) -> u64 {
+        self.0
+    }
+}
+
+#[derive(Default)]
+struct FakePam {
+    user: Option<String>,
+    rhost: Option<Vec<u8>>,
+    authtok: Option<Vec<u8>>,
+    answers: VecDeque<&'static str>,
+    prompts: Vec<(String, bool)>,
+    logs: std::cell::RefCell<Vec<(Priority, String)>>,
+}
+
+impl Pam for FakePam {
+    fn user(&mut self) -> Option<String> {
+        self.user.clone()
+    }
+    fn remote_host(&self) -> Option<Vec<u8>> {
+        self.rhost.clone()
+    }
+    fn authtok(&self) -> Option<Zeroizing<Vec<u8>>> {
+        self.authtok.clone().map(Zeroizing::new)
+    }
+    fn set_authtok(&mut self, value: &[u8]) -> bool {
+        self.authtok = Some(value.to_vec());
+        true
+    }
+    fn ask(&mut self, prompt: &str, echo: bool) -> Option<Zeroizing<Vec<u8>>> {
+        self.prompts.push((prompt.to_owned(), echo));
+        self.answers
+            .pop_front()
+            .map(|a| Zeroizing::new(a.as_bytes().to_vec()))
+    }
+    fn log(&self, priority: Priority, message: &str) {
+        self.logs.borrow_mut().push((priority, message.to_owned()));
+    }
+}
+
+fn current_user() -> String {
+    User::from_uid(nix::unistd::Uid::effective())
+        .unwrap()
+        .expect("the test user has a passwd entry")
+        .name
+}
+
+struct Scenario {
+    dir: PathBuf,
+    pam: FakePam,
+}
+
+impl Scenario {
+    fn new(name: &str, contents: &str) -> Scenario {
+        let dir =
+            std::env::temp_dir().join(format!("pam_totp-module-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let scenario = Scenario {
+            dir,
+            pam: FakePam {
+                user: Some(current_user()),
+                ..FakePam::default()
+            },
+        };
+        if !contents.is_empty() {
+            scenario.write(contents);
+        }
+        scenario
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.join("secret")
+    }
+
+    fn write(&self, contents: &str) {
+        fs::write(self.file(), contents).unwrap();
+        fs::set_permissions(self.file(), fs::Permissions::from_mode(0o400)).unwrap();
+    }
+
+    fn contents(&self) -> String {
+        fs::read_to_string(self.file()).unwrap()
+    }
+
+    fn run(&mut self, extra: &[&str], now: u64) -> Status {
+        let secret = format!("secret={}", self.file().display());
+        let mut args = vec![secret.as_str()];
+        args.extend_from_slice(extra);
+        authenticate(&mut self.pam, &args, &FixedClock(now))
+    }
+
+    fn answer(&mut self, answer: &'static str) -> &mut Self {
+        self.pam.answers.push_back(answer);
+        self
+    }
+
+    fn logs(&self) -> Vec<String> {
+        self.pam
+            .logs
+            .borrow()
+            .iter()
+            .map(|(_, m)| m.clone())
+            .collect()
+    }
+
+    fn last_log(&self) -> String {
+        self.logs().last().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn code(now: u64, offset: i64) -> &'static str {
+    let secret = Secret::from_base32(SECRET.as_bytes()).unwrap();
+    let step = (time_step(now, 30) as i64 + offset) as u64;
+    Box::leak(format!("{:06}", hotp(&secret, step)).into_boxed_str())
+}
+
+const REUSE_FILE: &str = "JBSWY3DPEHPK3PXP\n\" DISALLOW_REUSE\n\" TOTP_AUTH\n12345678\n";
+
+#[test]
+fn valid_code_succeeds_and_is_recorded() {
+    let mut s = Scenario::new("valid", REUSE_FILE);
+    s.answer(code(NOW, 0));
+    assert_eq!(s.run(&[], NOW), Status::Success);
+    assert_eq!(s.pam.prompts, vec![(DEFAULT_PROMPT.to_owned(), false)]);
+    let step = time_step(NOW, 30);
+    assert!(s
+        .contents()
+        .contains(&format!("\" DISALLOW_REUSE {step}\n")));
+    // Mode and owner kept.
+    let meta = fs::metadata(s.file()).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o400);
+    assert!(
+        s.last_log().ends_with("accepted verification code"),
+        "{}",
+        s.last_log()
+    );
+}
+
+#[test]
+fn reused_code_fails() {
+    let mut s = Scenario::new("reuse", REUSE_FILE);
+    s.answer(code(NOW, 0)).answer(code(NOW, 0));
+    assert_eq!(s.run(&[], NOW), Status::Success);
+    assert_eq!(s.run(&[], NOW + 5), Status::AuthErr);
+    assert!(s.last_log().contains("already used"), "{}", s.last_log());
+}
+
+#[test]
+fn wrong_and_malformed_codes_fail() {
+    let mut s = Scenario::new("wrong", REUSE_FILE);
+    let before = s.contents();
+    s.answer("000000");
+    let wrong = code(NOW, 5);
+    assert_eq!(s.run(&["noskewadj"], NOW), Status::AuthErr);
+    assert!(s.last_log().contains("invalid verification code"));
+    s.pam.answers.push_back(wrong);
+    assert_eq!(s.run(&["noskewadj"], NOW), Status::AuthErr);
+    s.answer("12a456");
+    assert_eq!(s.run(&[], NOW), Status::AuthErr);
+    assert!(s.last_log().contains("invalid input"), "{}", s.last_log());
+    assert_eq!(
+        s.contents(),
+        before,
+        "a rejected code without rate limit changes nothing"
+    );
+}
+
+#[test]
+fn scratch_code_works_once() {
+    let mut s = Scenario::new("scratch", REUSE_FILE);
+    s.answer("12345678").answer("12345678");
+    assert_eq!(s.run(&[], NOW), Status::Success);
+    assert!(!s.contents().contains("12345678"));
+    assert_eq!(s.run(&[], NOW), Status::AuthErr);
+    assert!(s.last_log().contains("invalid scratch code"));
+}
+
+#[test]
+fn rate_limit_refuses_even_a_good_code() {
+    let mut s = Scenario::new(
+        "rate",
+        "JBSWY3DPEHPK3PXP\n\" TOTP_AUTH\n\" RATE_LIMIT 2 30\n",
+    );
+    s.answer("000000").answer("111111").answer(code(NOW, 0));
+    assert_eq!(s.run(&["noskewadj"], NOW), Status::AuthErr);
+    assert_eq!(s.run(&["noskewadj"], NOW + 1), Status::AuthErr);
+    assert_eq!(s.run(&[], NOW + 2), Status::AuthErr);
+    assert!(
+        s.last_log().contains("too many attempts"),
+        "{}",
+        s.last_log()
+    );
+}
+
+#[test]
+fn missing_file_prompts_then_fails_or_is_ignored_with_nullok() {
+    let mut s = Scenario::new("missing", "");
+    s.answer("123456");
+    assert_eq!(s.run(&[], NOW), Status::AuthErr);
+    assert_eq!(
+        s.pam.prompts.len(),
+        1,
+        "the prompt does not reveal enrollment"
+    );
+    assert!(s.last_log().contains("no secret file"));
+    assert_eq!(s.run(&["nullok"], NOW), Status::Ignore);
+    assert_eq!(s.pam.prompts.len(), 1, "nullok does not prompt");
+}
+
+#[test]
+fn bad_option_fails_closed_without_prompting() {
+    let mut s = Scenario::new("badopt", REUSE_FILE);
+    assert_eq!(s.run(&["nulok"], NOW), Status::ServiceErr);
+    assert!(s.pam.prompts.is_empty());
+    assert!(s.last_log().contains("unknown module option \"nulok\""));
+}
+
+#[test]
+fn unknown_user_is_prompted_then_refused() {
+    let mut s = Scenario::new("nouser", REUSE_FILE);
+    s.pam.user = Some("no-such-user-pam-totp".into());
+    s.answer("123456");
+    assert_eq!(s.run(&[], NOW), Status::UserUnknown);
+    assert_eq!(s.pam.prompts.len(), 1);
+    s.pam.user = None;
+    assert_eq!(s.run(&[], NOW), Status::UserUnknown);
+}
+
+#[test]
+fn loose_permissions_and_symlinks_are_refused() {
+    let mut s = Scenario::new("perms", REUSE_FILE);
+    fs::set_permissions(s.file(), fs::Permissions::from_mode(0o644)).unwrap();
+    s.answer(code(NOW, 0));
+    assert_eq!(s.run(&[], NOW), Status::AuthErr);
+    assert!(s.last_log().contains("mode 0644"), "{}", s.last_log());
+    // allowed_perm widens it.
+    s.answer(code(NOW, 0));
+    assert_eq!(s.run(&["allowed_perm=0644"], NOW), Status::Success);
+
+    let link = s.dir.join("link");
+    std::os::unix::fs::symlink(s.file(), &link).unwrap();
+    let arg = format!("secret={}", link.display());
+    s.answer(code(NOW, 1));
+    assert_eq!(
+        authenticate(&mut s.pam, &[arg.as_str()], &FixedClock(NOW)),
+        Status::AuthErr
+    );
+    assert!(s.last_log().contains("symbolic link"), "{}", s.last_log());
+}
+
+#[test]
+fn corrupt_file_names_the_line() {
+    let mut s = Scenario::new(
+        "corrupt",
+        "JBSWY3DPEHPK3PXP\n\" TOTP_AUTH\n\" WINDOW_SIZE many\n",
+    );
+    s.answer(code(NOW, 0));
+    assert_eq!(s.run(&[], NOW), Status::AuthErr);
+    assert!(
+        s.last_log()
+            .contains("line 3: invalid value for WINDOW_SIZE"),
+        "{}",
+        s.last_log()
+    );
+    assert!(
+        s.pam.prompts.is_empty(),
+        "a broken file fails before asking"
+    );
+}
+
+#[test]
+fn prompt_options() {
+    let mut s = Scenario::new("prompt", REUSE_FILE);
+    s.answer(code(NOW, 0));
+    assert_eq!(
+        s.run(&["authtok_prompt=OTP: ", "echo_verification_code"], NOW),
+        Status::Success
+    );
+    assert_eq!(s.pam.prompts, vec![("OTP: ".to_owned(), true)]);
+}
+
+#[test]
+fn forward_pass_splits_password_and_code() {
+    let mut s = Scenario::new("forward", REUSE_FILE);
+    let typed: &'static str = Box::leak(format!("hunter2{}", code(NOW, 0)).into_boxed_str());
+    s.answer(typed);
+    assert_eq!(s.run(&["forward_pass"], NOW), Status::Success);
+    assert_eq!(s.pam.prompts[0].0, DEFAULT_FORWARD_PASS_PROMPT);
+    assert_eq!(s.pam.authtok.as_deref(), Some(&b"hunter2"[..]));
+    // A scratch code at the end works too.
+    s.answer("pw12345678");
+    assert_eq!(s.run(&["forward_pass"], NOW), Status::Success);
+    assert_eq!(s.pam.authtok.as_deref(), Some(&b"pw"[..]));
+}
+
+#[test]
+fn use_first_pass_never_prompts() {
+    let mut s = Scenario::new("usefirst", REUSE_FILE);
+    assert_eq!(s.run(&["use_first_pass"], NOW), Status::AuthErr);
+    assert!(s.last_log().contains("use_first_pass"));
+    s.pam.authtok = Some(format!("secretpw{}", code(NOW, 0)).into_bytes());
+    assert_eq!(s.run(&["use_first_pass"], NOW), Status::Success);
+    assert!(s.pam.prompts.is_empty());
+    assert_eq!(s.pam.authtok.as_deref(), Some(&b"secretpw"[..]));
+}
+
+#[test]
+fn try_first_pass_falls_back_to_prompting() {
+    let mut s = Scenario::new("tryfirst", REUSE_FILE);
+    s.pam.authtok = Some(b"just-a-password".to_vec());
+    s.answer(code(NOW, 0));
+    assert_eq!(s.run(&["try_first_pass"], NOW), Status::Success);
+    assert_eq!(s.pam.prompts.len(), 1);
+    // With the code in the password, no prompt.
+    s.pam.authtok = Some(format!("pw{}", code(NOW, 1)).into_bytes());
+    assert_eq!(s.run(&["try_first_pass"], NOW), Status::Success);
+    assert_eq!(s.pam.prompts.len(), 1);
+}
+
+#[test]
+fn grace_period_skips_the_prompt_for_a_recent_host_only() {
+    let mut s = Scenario::new("grace", REUSE_FILE);
+    s.pam.rhost = Some(b"192.0.2.7".to_vec());
+    s.answer(code(NOW, 0));
+    assert_eq!(s.run(&["grace_period=600"], NOW), Status::Success);
+    assert!(
+        s.contents().contains("\" LAST0 192.0.2.7 1700000015\n"),
+        "{}",
+        s.contents()
+    );
+    assert_eq!(s.run(&["grace_period=600"], NOW + 60), Status::Success);
+    assert_eq!(s.pam.prompts.len(), 1, "second login used the grace period");
+    assert!(s.last_log().contains("grace period"));
+    // Another host is asked.
+    s.pam.rhost = Some(b"192.0.2.8".to_vec());
+    s.answer("000000");
+    assert_eq!(
+        s.run(&["grace_period=600", "noskewadj"], NOW + 60),
+        Status::AuthErr
+    );
+    assert_eq!(s.pam.prompts.len(), 2);
+    // After the period, the first host is asked again.
+    s.pam.rhost = Some(b"192.0.2.7".to_vec());
+    s.answer("000000");
+    assert_eq!(
+        s.run(&["grace_period=600", "noskewadj"], NOW + 600),
+        Status::AuthErr
+    );
+    assert_eq!(s.pam.prompts.len(), 3);
+}
+
+#[test]
+fn hostile_remote_host_is_never_stored_or_logged() {
+    let mut s = Scenario::new("rhost", REUSE_FILE);
+    s.pam.rhost = Some(b"evil\n11111111 %s%n".to_vec());
+    s.answer(code(NOW, 0));
+    assert_eq!(s.run(&["grace_period=600"], NOW), Status::Success);
+    assert!(!s.contents().contains("evil"));
+    assert!(!s.contents().contains("11111111"));
+    assert!(s.logs().iter().all(|l| !l.contains("evil")));
+}
+
+#[test]
+fn grace_period_does_not_bypass_the_rate_limit() {
+    let mut s = Scenario::new(
+        "gracerate",
+        &format!("{SECRET}\n\" TOTP_AUTH\n\" RATE_LIMIT 1 30\n\" LAST0 192.0.2.7 {NOW}\n"),
+    );
+    s.pam.rhost = Some(b"192.0.2.7".to_vec());
+    assert_eq!(s.run(&["grace_period=600"], NOW + 1), Status::Success);
+    assert_eq!(s.run(&["grace_period=600"], NOW + 2), Status::AuthErr);
+    assert!(s.last_log().contains("too many attempts"));
+}
+
+/// Makes saving fail even for root: a directory squats on the temporary name.
+fn block_saving(s: &Scenario) {
+    let temp = s.dir.join("secret.pam_totp-tmp");
+    fs::create_dir_all(temp.join("full")).unwrap();
+}
+
+#[test]
+fn unsaved_protective_state_refuses_the_login_even_with_allow_readonly() {
+    let mut s = Scenario::new("nosave", REUSE_FILE);
+    block_saving(&s);
+    let before = s.contents();
+    s.answer(code(NOW, 0))
+        .answer(code(NOW, 0))
+        .answer("12345678");
+    assert_eq!(s.run(&[], NOW), Status::AuthErr);
+    assert!(
+        s.last_log().contains("could not be updated"),
+        "{}",
+        s.last_log()
+    );
+    assert_eq!(s.run(&["allow_readonly"], NOW), Status::AuthErr);
+    assert_eq!(
+        s.run(&["allow_readonly"], NOW),
+        Status::AuthErr,
+        "scratch code"
+    );
+    assert_eq!(s.contents(), before, "the old file is intact");
+}
+
+#[test]
+fn allow_readonly_only_forgives_bookkeeping() {
+    // No reuse protection, no rate limit: a login only records the grace host.
+    let mut s = Scenario::new("readonly", "JBSWY3DPEHPK3PXP\n\" TOTP_AUTH\n");
+    s.pam.rhost = Some(b"192.0.2.7".to_vec());
+    block_saving(&s);
+    s.answer(code(NOW, 0)).answer(code(NOW, 0));
+    assert_eq!(s.run(&["grace_period=60"], NOW), Status::AuthErr);
+    assert_eq!(
+        s.run(&["grace_period=60", "allow_readonly"], NOW),
+        Status::Success
+    );
+    assert!(s
+        .logs()
+        .iter()
+        .any(|l| l.contains("allow_readonly: bookkeeping not saved")));
+}
+
+#[test]
+fn a_stale_temporary_file_does_not_block_logins() {
+    let mut s = Scenario::new("stale", REUSE_FILE);
+    fs::write(s.dir.join("secret.pam_totp-tmp"), "half-written").unwrap();
+    s.answer(code(NOW, 0));
+    assert_eq!(s.run(&[], NOW), Status::Success);
+    assert!(!s.dir.join("secret.pam_totp-tmp").exists());
+}
+
+#[test]
+fn hotp_counter_advances() {
+    let mut s = Scenario::new("hotp", "JBSWY3DPEHPK3PXP\n\" HOTP_COUNTER 1\n");
+    let secret = Secret::from_base32(SECRET.as_bytes()).unwrap();
+    let c: &'static str = Box::leak(format!("{:06}", hotp(&secret, 2)).into_boxed_str());
+    s.answer(c).answer(c);
+    assert_eq!(s.run(&[], NOW), Status::Success);
+    assert!(s.contents().contains("\" HOTP_COUNTER 3\n"));
+    assert_eq!(s.run(&[], NOW), Status::AuthErr);
+    assert!(s.contents().contains("\" HOTP_COUNTER 4\n"));
+}
+
+#[test]
+fn debug_logs_never_hold_codes_or_secrets() {
+    let mut s = Scenario::new("debuglog", REUSE_FILE);
+    let good = code(NOW, 0);
+    s.answer(good)
+        .answer("12345678")
+        .answer("87654321")
+        .answer(good);
+    s.pam.rhost = Some(b"192.0.2.7".to_vec());
+    for _ in 0..4 {
+        s.run(&["debug", "grace_period=1"], NOW);
+    }
+    let logs = s.logs();
+    assert!(logs.len() >= 8, "debug produced lines: {logs:?}");
+    for line in logs {
+        for secret in [good, "12345678", "87654321", SECRET, "JBSWY3DP"] {
+            assert!(!line.contains(secret), "log line leaks {secret}: {line}");
+        }
+    }
+}
+
+#[test]
+fn no_strict_owner_and_user_option() {
+    let mut s = Scenario::new("owner", REUSE_FILE);
+    let me = current_user();
+    s.answer(code(NOW, 0)).answer(code(NOW, 1));
+    let user_arg = format!("user={me}");
+    assert_eq!(s.run(&[&user_arg], NOW), Status::Success);
+    assert_eq!(s.run(&["no_strict_owner"], NOW), Status::Success);
+    assert_eq!(
+        s.run(&["user=no-such-user-pam-totp"], NOW),
+        Status::ServiceErr
+    );
+}
+
+#[test]
+fn files_are_checked_where_they_are() {
+    // A FIFO is refused without blocking.
+    let mut s = Scenario::new("fifo", "");
+    nix::unistd::mkfifo(&s.file(), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    s.answer(code(NOW, 0));
+    assert_eq!(s.run(&[], NOW), Status::AuthErr);
+    assert!(
+        s.last_log().contains("not a regular file"),
+        "{}",
+        s.last_log()
+    );
+}
