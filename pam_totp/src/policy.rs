@@ -237,7 +237,7 @@ fn check_time_code(
     let current = time_step(now, step_seconds) as i64;
     let expected = current.saturating_add(settings.time_skew);
     let offsets = window_offsets(settings.window);
-    let oldest_in_window = expected + offsets.start();
+    let oldest_in_window = expected.saturating_add(*offsets.start());
     let in_window = offsets.clone().map(|o| expected.saturating_add(o));
     if let Some(counter) = find_counter(file, code, in_window) {
         if settings.disallow_reuse {

@@ -507,3 +507,215 @@ fn files_are_checked_where_they_are() {
         s.last_log()
     );
 }
+
+/// What users and attackers may type. None of it logs in, none of it changes
+/// a file without a rate limit, and each gets a log line that says why.
+#[test]
+fn hostile_codes_table() {
+    let ten_kb_digits: &'static str = Box::leak("1".repeat(10 * 1024).into_boxed_str());
+    let ten_kb_letters: &'static str = Box::leak("a".repeat(10 * 1024).into_boxed_str());
+    let good = code(NOW, 0);
+    let with_nul: &'static str = Box::leak(format!("{good}\0").into_boxed_str());
+    let nul_inside: &'static str =
+        Box::leak(format!("{}\0{}", &good[..3], &good[3..]).into_boxed_str());
+    let spaced: &'static str = Box::leak(format!("{} {}", &good[..3], &good[3..]).into_boxed_str());
+    let table: &[(&str, &str)] = &[
+        ("", "no code was entered"),
+        ("   ", "no code was entered"),
+        ("12345", "neither 6 nor 8 digits"),
+        ("1234567", "neither 6 nor 8 digits"),
+        ("123456789", "neither 6 nor 8 digits"),
+        (ten_kb_digits, "neither 6 nor 8 digits"),
+        (ten_kb_letters, "other than digits"),
+        ("abcdef", "other than digits"),
+        ("12345a", "other than digits"),
+        ("+12345", "other than digits"),
+        ("-12345", "other than digits"),
+        ("１２３４５６", "other than digits"),
+        (spaced, "other than digits"),
+        (with_nul, "other than digits"),
+        (nul_inside, "other than digits"),
+        ("\0", "other than digits"),
+        ("%s%n%x", "other than digits"),
+        ("000000", "invalid verification code"),
+        ("00000000", "invalid scratch code"),
+    ];
+    let mut s = Scenario::new("hostile-codes", REUSE_FILE);
+    let before = s.contents();
+    for (input, why) in table {
+        s.answer(input);
+        assert_eq!(s.run(&["noskewadj"], NOW), Status::AuthErr, "{input:?}");
+        assert!(s.last_log().contains(why), "{input:?}: {}", s.last_log());
+        assert_eq!(s.contents(), before, "{input:?} changed the file");
+    }
+    // Non-UTF-8 bytes arrive through the same path.
+    let mut pam = FakePam {
+        user: Some(current_user()),
+        ..FakePam::default()
+    };
+    struct Bytes<'a>(&'a mut FakePam);
+    impl Pam for Bytes<'_> {
+        fn user(&mut self) -> Option<String> {
+            self.0.user()
+        }
+        fn remote_host(&self) -> Option<Vec<u8>> {
+            None
+        }
+        fn authtok(&self) -> Option<Zeroizing<Vec<u8>>> {
+            None
+        }
+        fn set_authtok(&mut self, _: &[u8]) -> bool {
+            false
+        }
+        fn ask(&mut self, _: &str, _: bool) -> Option<Zeroizing<Vec<u8>>> {
+            Some(Zeroizing::new(b"\xff\xfe\x80123".to_vec()))
+        }
+        fn log(&self, priority: Priority, message: &str) {
+            self.0.log(priority, message)
+        }
+    }
+    let arg = format!("secret={}", s.file().display());
+    assert_eq!(
+        authenticate(&mut Bytes(&mut pam), &[arg.as_str()], &FixedClock(NOW)),
+        Status::AuthErr
+    );
+    assert!(pam
+        .logs
+        .borrow()
+        .last()
+        .unwrap()
+        .1
+        .contains("other than digits"));
+}
+
+/// Secret files as they may be found: each either works or fails closed
+/// with a log line that names the problem, and is never changed by a
+/// failed login.
+#[test]
+fn hostile_files_table() {
+    let huge_line = format!("{SECRET}\n\" TOTP_AUTH\n\" X {}\n", "y".repeat(60 * 1024));
+    let over_limit = format!("{SECRET}\n\" TOTP_AUTH\n{}\n", "z".repeat(64 * 1024));
+    let table: Vec<(&str, String, Option<&str>)> = vec![
+        // (name, contents, None = works / Some(log fragment) = refused)
+        ("empty", String::new(), Some("file is empty")),
+        (
+            "bad secret",
+            "!!!!notbase32!!!!\n\" TOTP_AUTH\n".into(),
+            Some("line 1: secret is not valid base32"),
+        ),
+        (
+            "short secret",
+            "JBSWY3DP\n\" TOTP_AUTH\n".into(),
+            Some("line 1: secret has 40 bits"),
+        ),
+        (
+            "totp with value",
+            format!("{SECRET}\n\" TOTP_AUTH yes\n"),
+            Some("line 2: invalid value for TOTP_AUTH"),
+        ),
+        (
+            "step zero",
+            format!("{SECRET}\n\" STEP_SIZE 0\n"),
+            Some("line 2: invalid value for STEP_SIZE"),
+        ),
+        (
+            "step huge",
+            format!("{SECRET}\n\" STEP_SIZE 99999999999\n"),
+            Some("line 2: invalid value for STEP_SIZE"),
+        ),
+        (
+            "window zero",
+            format!("{SECRET}\n\" WINDOW_SIZE 0\n"),
+            Some("line 2: invalid value for WINDOW_SIZE"),
+        ),
+        (
+            "window absurd",
+            format!("{SECRET}\n\" WINDOW_SIZE 4294967296\n"),
+            Some("line 2: invalid value for WINDOW_SIZE"),
+        ),
+        (
+            "rate zero",
+            format!("{SECRET}\n\" RATE_LIMIT 0 0\n"),
+            Some("line 2: invalid value for RATE_LIMIT"),
+        ),
+        (
+            "rate absurd",
+            format!("{SECRET}\n\" RATE_LIMIT 3 86400\n"),
+            Some("line 2: invalid value for RATE_LIMIT"),
+        ),
+        (
+            "rate garbage",
+            format!("{SECRET}\n\" RATE_LIMIT 3 30 soon\n"),
+            Some("line 2: invalid value for RATE_LIMIT"),
+        ),
+        (
+            "hotp garbage",
+            format!("{SECRET}\n\" HOTP_COUNTER -1\n"),
+            Some("line 2: invalid value for HOTP_COUNTER"),
+        ),
+        (
+            "reuse garbage",
+            format!("{SECRET}\n\" DISALLOW_REUSE 1 x\n"),
+            Some("line 2: invalid value for DISALLOW_REUSE"),
+        ),
+        (
+            "skew garbage",
+            format!("{SECRET}\n\" TIME_SKEW 1.5\n"),
+            Some("line 2: invalid value for TIME_SKEW"),
+        ),
+        (
+            "resetting garbage",
+            format!("{SECRET}\n\" RESETTING_TIME_SKEW 5\n"),
+            Some("line 2: invalid value for RESETTING_TIME_SKEW"),
+        ),
+        (
+            "grace garbage",
+            format!("{SECRET}\n\" LAST3 host\n"),
+            Some("line 2: invalid value for LAST"),
+        ),
+        (
+            "duplicate",
+            format!("{SECRET}\n\" WINDOW_SIZE 3\n\" WINDOW_SIZE 17\n"),
+            Some("line 3: WINDOW_SIZE appears more than once"),
+        ),
+        ("64 KiB + 1", over_limit, Some("larger than 65536 bytes")),
+        ("huge unknown line", huge_line, None),
+        (
+            "crlf",
+            format!("{SECRET}\r\n\" TOTP_AUTH\r\n\" WINDOW_SIZE 3\r\n12345678\r\n"),
+            None,
+        ),
+        ("no final newline", format!("{SECRET}\n\" TOTP_AUTH"), None),
+        (
+            "absurd skew",
+            format!("{SECRET}\n\" TOTP_AUTH\n\" TIME_SKEW -9223372036854775807\n"),
+            Some("invalid verification code"),
+        ),
+        (
+            "absurd counter",
+            format!("{SECRET}\n\" HOTP_COUNTER 18446744073709551615\n"),
+            Some("invalid verification code"),
+        ),
+    ];
+    for (name, contents, refused) in table {
+        let mut s = Scenario::new("hostile-files", "");
+        if !contents.is_empty() {
+            s.write(&contents);
+        } else {
+            fs::write(s.file(), "").unwrap();
+            fs::set_permissions(s.file(), fs::Permissions::from_mode(0o400)).unwrap();
+        }
+        s.answer(code(NOW, 0));
+        let status = s.run(&["noskewadj"], NOW);
+        match refused {
+            None => assert_eq!(status, Status::Success, "{name}: {}", s.last_log()),
+            Some(why) => {
+                assert_eq!(status, Status::AuthErr, "{name}");
+                assert!(s.last_log().contains(why), "{name}: {}", s.last_log());
+                if !name.starts_with("absurd") {
+                    assert_eq!(s.contents(), contents, "{name}: file changed");
+                }
+            }
+        }
+    }
+}
