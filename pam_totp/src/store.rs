@@ -26,11 +26,10 @@ use zeroize::Zeroizing;
 
 /// Mode bits a secret file may have unless the admin allows more.
 pub const DEFAULT_ALLOWED_MODE: u32 = 0o600;
-/// How long a login waits for another login's update of the same file.
+/// How long a login waits for other logins' updates of the same file,
+/// including starting over when the file was replaced while we waited.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
-const LOCK_POLL: Duration = Duration::from_millis(5);
-/// Attempts to lock a path that keeps being replaced under us.
-const LOCK_ATTEMPTS: usize = 20;
+const LOCK_POLL: Duration = Duration::from_millis(2);
 
 /// The file-system identity files are accessed with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,9 +242,8 @@ pub fn read(
     read_all(&file)
 }
 
-/// Takes the file's exclusive lock, waiting a bounded time.
-fn lock(file: &File) -> Result<(), StoreError> {
-    let deadline = Instant::now() + LOCK_WAIT;
+/// Takes the file's exclusive lock, waiting until `deadline`.
+fn lock(file: &File, deadline: Instant) -> Result<(), StoreError> {
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(()),
@@ -306,9 +304,10 @@ fn update_owned<T>(
 ) -> Result<(T, Result<(), StoreError>), StoreError> {
     let as_user = AsIdentity::switch(identity)?;
     let (dir, name) = split(path)?;
-    for _ in 0..LOCK_ATTEMPTS {
+    let deadline = Instant::now() + LOCK_WAIT;
+    while Instant::now() < deadline {
         let (file, meta) = open_checked(path, rules)?;
-        lock(&file)?;
+        lock(&file, deadline)?;
         // Another login may have replaced the file while we waited: the lock
         // we hold is then on the old inode, and we must start again.
         match fs::symlink_metadata(path) {
@@ -373,6 +372,9 @@ fn replace(
         let written = file
             .metadata()
             .map_err(io_error("inspect the temporary file"))?;
+        // The mode first: once the file is given away we may not change it.
+        file.set_permissions(fs::Permissions::from_mode(target.mode))
+            .map_err(io_error("set the mode of the new secret file"))?;
         if written.uid() != target.uid || written.gid() != target.gid {
             // Another owner than the user we act as (a root-owned file with
             // no_strict_owner, or an admin enrolling a user) takes the rights
@@ -381,8 +383,6 @@ fn replace(
                 .with_previous(|| fchown(&file, Some(target.uid), Some(target.gid)))
                 .map_err(io_error("set the owner of the new secret file"))?;
         }
-        file.set_permissions(fs::Permissions::from_mode(target.mode))
-            .map_err(io_error("set the mode of the new secret file"))?;
         file.sync_all()
             .map_err(io_error("sync the temporary file"))?;
         renameat2(AT_FDCWD, temp, AT_FDCWD, path, flags).map_err(|errno| match errno {
@@ -461,3 +461,6 @@ pub fn create(
         RenameFlags::RENAME_NOREPLACE,
     )
 }
+
+#[cfg(test)]
+mod tests;
