@@ -1,0 +1,304 @@
+//! End to end: a real OpenSSH server on 127.0.0.1 asks for the second factor
+//! through the installed pam_totp.so, and a real SSH client answers.
+//!
+//! Needs root and the package installed (tests/run-all builds and installs
+//! the .deb first), so it is ignored by a plain `cargo test`.
+//!
+//! Nothing of the machine's own SSH set-up is touched: the server runs under
+//! its own program name, so it reads its own PAM service file
+//! (/etc/pam.d/<name>, created and removed here) and its own config, host key
+//! and port. The test user is created and removed here too.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SECURITY_DIR: &str = "/usr/lib/x86_64-linux-gnu/security";
+
+fn run(cmd: &mut Command) -> Output {
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Everything the test set up, torn down on drop even when an assertion fails.
+struct Rig {
+    dir: PathBuf,
+    user: String,
+    service: String,
+    sshd: Option<Child>,
+    port: u16,
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        if let Some(mut sshd) = self.sshd.take() {
+            // SIGTERM lets sshd close its connections; SIGKILL only if it hangs.
+            let _ = Command::new("kill")
+                .args(["-TERM", &sshd.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(sshd.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = sshd.kill();
+            let _ = sshd.wait();
+        }
+        let _ = Command::new("userdel")
+            .args(["-r", "-f", &self.user])
+            .output();
+        let _ = fs::remove_file(format!("/etc/pam.d/{}", self.service));
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Rig {
+    fn new() -> Rig {
+        assert!(
+            nix_is_root(),
+            "the sshd end-to-end test needs root: run tests/run-all as root"
+        );
+        assert!(
+            Path::new(SECURITY_DIR).join("pam_totp.so").exists(),
+            "pam_totp.so is not installed in {SECURITY_DIR}: tests/run-all installs the .deb first"
+        );
+        let tag = std::process::id() % 100_000;
+        let dir = std::env::temp_dir().join(format!("pam_totp-e2e-{tag}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        // sshd's StrictModes-like checks want the config and key dirs private.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        Rig {
+            dir,
+            user: format!("totpe2e{tag}"),
+            service: format!("sshd-totp-e2e-{tag}"),
+            sshd: None,
+            port: 0,
+        }
+    }
+
+    fn home(&self) -> PathBuf {
+        PathBuf::from(format!("/home/{}", self.user))
+    }
+
+    fn create_user(&self) {
+        run(Command::new("useradd").args(["-m", "-s", "/bin/sh", &self.user]));
+        // A usable but passwordless account: keys and codes only.
+        run(Command::new("usermod").args(["-p", "*", &self.user]));
+        let key = self.dir.join("id_ed25519");
+        run(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key));
+        let ssh_dir = self.home().join(".ssh");
+        fs::create_dir_all(&ssh_dir).unwrap();
+        fs::copy(key.with_extension("pub"), ssh_dir.join("authorized_keys")).unwrap();
+        run(Command::new("chown")
+            .args(["-R", &format!("{0}:{0}", self.user)])
+            .arg(&ssh_dir));
+        fs::set_permissions(&ssh_dir, fs::Permissions::from_mode(0o700)).unwrap();
+    }
+
+    /// Enrolls the user with the installed totp-enroll, as an admin would,
+    /// and returns the secret read back from the file.
+    fn enroll(&self) -> String {
+        run(Command::new("totp-enroll").args([
+            "--user", &self.user, "-t", "-d", "-f", "-r", "10", "-R", "30", "-w", "3", "-e", "5",
+            "-Q", "NONE", "-q",
+        ]));
+        let file = self.home().join(".google_authenticator");
+        let meta = fs::metadata(&file).unwrap();
+        assert_eq!(
+            meta.permissions().mode() & 0o777,
+            0o400,
+            "enrolled file mode"
+        );
+        let text = fs::read_to_string(&file).unwrap();
+        text.lines().next().unwrap().to_owned()
+    }
+
+    fn start_sshd(&mut self) {
+        fs::write(
+            format!("/etc/pam.d/{}", self.service),
+            "# pam_totp end-to-end test; removed by the test\n\
+             auth required pam_totp.so\n\
+             account required pam_unix.so\n\
+             session required pam_permit.so\n",
+        )
+        .unwrap();
+        let host_key = self.dir.join("host_key");
+        run(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&host_key));
+        fs::create_dir_all("/run/sshd").unwrap();
+        // A free port: bind, note it, release it for sshd.
+        self.port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = self.dir.join("sshd_config");
+        fs::write(
+            &config,
+            format!(
+                "ListenAddress 127.0.0.1\n\
+                 Port {port}\n\
+                 HostKey {key}\n\
+                 PidFile {dir}/sshd.pid\n\
+                 UsePAM yes\n\
+                 KbdInteractiveAuthentication yes\n\
+                 PasswordAuthentication no\n\
+                 PubkeyAuthentication yes\n\
+                 AuthenticationMethods publickey,keyboard-interactive\n\
+                 PermitRootLogin no\n\
+                 AllowUsers {user}\n\
+                 MaxAuthTries 6\n\
+                 LogLevel VERBOSE\n",
+                port = self.port,
+                key = host_key.display(),
+                dir = self.dir.display(),
+                user = self.user
+            ),
+        )
+        .unwrap();
+        // The program name is the PAM service name.
+        let program = self.dir.join(&self.service);
+        std::os::unix::fs::symlink("/usr/sbin/sshd", &program).unwrap();
+        let log = fs::File::create(self.dir.join("sshd.log")).unwrap();
+        let child = Command::new(&program)
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start sshd");
+        self.sshd = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not start:\n{}",
+                self.sshd_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn sshd_log(&self) -> String {
+        fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
+    }
+
+    /// Logs in with the key and `answer` to the keyboard-interactive prompt;
+    /// returns whether the remote command ran, and the prompts seen.
+    fn login(&self, answer: &str) -> (bool, Vec<String>) {
+        let answer_file = self.dir.join("answer");
+        let prompts_file = self.dir.join("prompts");
+        fs::write(&answer_file, answer).unwrap();
+        let _ = fs::remove_file(&prompts_file);
+        // ssh runs this for each keyboard-interactive prompt, with the prompt
+        // as its argument.
+        let askpass = self.dir.join("askpass");
+        fs::write(
+            &askpass,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\ncat '{}'\n",
+                prompts_file.display(),
+                answer_file.display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&askpass, fs::Permissions::from_mode(0o700)).unwrap();
+        let output = Command::new("ssh")
+            .args(["-F", "/dev/null", "-i"])
+            .arg(self.dir.join("id_ed25519"))
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "PreferredAuthentications=publickey,keyboard-interactive",
+                "-o",
+                "NumberOfPasswordPrompts=1",
+                "-o",
+                "ConnectTimeout=20",
+                &format!("{}@127.0.0.1", self.user),
+                "echo pam_totp-e2e-ok",
+            ])
+            .env("SSH_ASKPASS", &askpass)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":0")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let ran = output.status.success()
+            && String::from_utf8_lossy(&output.stdout).contains("pam_totp-e2e-ok");
+        let prompts = fs::File::open(&prompts_file)
+            .map(|f| BufReader::new(f).lines().map_while(Result::ok).collect())
+            .unwrap_or_default();
+        (ran, prompts)
+    }
+}
+
+fn nix_is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's effective uid.
+    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+fn totp(secret: &str) -> String {
+    let out = run(Command::new("oathtool").args(["--totp", "-b", secret]));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+#[ignore = "end to end: needs root and the installed .deb; run by tests/run-all"]
+fn ssh_login_asks_for_a_code_and_accepts_each_code_once() {
+    let mut rig = Rig::new();
+    rig.create_user();
+    let secret = rig.enroll();
+    rig.start_sshd();
+
+    let code = totp(&secret);
+    let (ran, prompts) = rig.login(&code);
+    assert!(ran, "right code must log in\n{}", rig.sshd_log());
+    // The client puts "(user@host) " before the server's prompt.
+    assert_eq!(prompts.len(), 1, "one prompt: {prompts:?}");
+    assert!(prompts[0].ends_with(") Verification code: "), "{prompts:?}");
+
+    let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+    let (ran, _) = rig.login(&wrong);
+    assert!(!ran, "wrong code must be denied");
+
+    let (ran, _) = rig.login(&code);
+    assert!(!ran, "replayed code must be denied (DISALLOW_REUSE)");
+
+    let file = fs::read_to_string(rig.home().join(".google_authenticator")).unwrap();
+    let scratch = file
+        .lines()
+        .find(|l| l.len() == 8 && l.bytes().all(|b| b.is_ascii_digit()))
+        .expect("a scratch code")
+        .to_owned();
+    let (ran, _) = rig.login(&scratch);
+    assert!(ran, "scratch code must log in once\n{}", rig.sshd_log());
+    let (ran, _) = rig.login(&scratch);
+    assert!(!ran, "scratch code must not work twice");
+    let file = fs::read_to_string(rig.home().join(".google_authenticator")).unwrap();
+    assert!(
+        !file.lines().any(|l| l == scratch),
+        "used scratch code removed"
+    );
+}
