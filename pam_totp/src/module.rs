@@ -279,7 +279,7 @@ impl Session<'_> {
             }
             Err(e) => return Err(Failure::File(e)),
         };
-        self.debug(|| format!("settings {:?}", file.settings()));
+        self.debug(|| format!("settings: {}", file.settings()));
 
         if let Some(accepted) = self.try_grace_period(&file, &target)? {
             return Ok(Success::Accepted(accepted));

@@ -71,6 +71,28 @@ pub struct Settings {
     pub time_skew: i64,
 }
 
+impl fmt::Display for Settings {
+    /// One line for `debug` logs, e.g. "time-based (30 s steps), window 3,
+    /// reuse disallowed, rate limit 3 per 30 s, clock skew 0 steps".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.mode {
+            Mode::Time { step_seconds } => write!(f, "time-based ({step_seconds} s steps)")?,
+            Mode::Counter { .. } => f.write_str("counter-based")?,
+        }
+        write!(f, ", window {}", self.window)?;
+        f.write_str(if self.disallow_reuse {
+            ", reuse disallowed"
+        } else {
+            ", reuse allowed"
+        })?;
+        match self.rate_limit {
+            Some((attempts, seconds)) => write!(f, ", rate limit {attempts} per {seconds} s")?,
+            None => f.write_str(", no rate limit")?,
+        }
+        write!(f, ", clock skew {} steps", self.time_skew)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
     /// 1-based line number.
@@ -641,6 +663,15 @@ mod tests {
         assert_eq!(
             &*file.to_bytes(),
             b"JBSWY3DPEHPK3PXP\n\" RATE_LIMIT 3 30 1700000000\n\" WINDOW_SIZE 17\n\" DISALLOW_REUSE 56666666 56666667\n\" TOTP_AUTH\n\" TIME_SKEW -2\n87654321\n"
+        );
+    }
+
+    #[test]
+    fn settings_describe_themselves() {
+        let file = SecretFile::parse(SAMPLE).unwrap();
+        assert_eq!(
+            file.settings().to_string(),
+            "time-based (30 s steps), window 17, reuse disallowed, rate limit 3 per 30 s, clock skew 0 steps"
         );
     }
 
