@@ -1,0 +1,127 @@
+//! `totp-enroll`: sets a user up for pam_totp by writing the same
+//! `~/.google_authenticator` file Google's `google-authenticator` writes.
+//!
+//! The binary is a thin `main`; everything is here so that tests can pass
+//! their own clock, random number generator, input and output:
+//! - [`args`]: the command line (Google's flags and ours);
+//! - [`enroll`]: settings, secret, QR code, confirmation, writing the file;
+//! - [`regenerate`]: new scratch codes for an existing file;
+//! - [`status`]: what a file configures;
+//! - [`target`]: whose file, where, and with whose rights;
+//! - [`qr`], [`uri`], [`prompt`], [`generate`]: the pieces.
+#![deny(unsafe_code)]
+
+pub mod args;
+pub mod enroll;
+pub mod error;
+pub mod generate;
+pub mod prompt;
+pub mod qr;
+pub mod regenerate;
+pub mod status;
+pub mod target;
+#[cfg(test)]
+mod test_support;
+pub mod uri;
+
+use args::{Action, Parsed, Request};
+use error::{exit, Error};
+use rand::TryCryptoRng;
+use std::ffi::OsString;
+use std::io::{BufRead, IsTerminal, Write};
+
+/// The current time, passed in so tests can fix it.
+pub trait Clock {
+    /// Seconds since the Unix epoch.
+    fn now(&self) -> u64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        // A clock before 1970 is broken beyond what codes can fix; 0 makes
+        // the confirmation fail rather than the program.
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
+/// Where questions are asked and answers read.
+pub struct Console<'a> {
+    pub input: &'a mut dyn BufRead,
+    pub output: &'a mut dyn Write,
+    /// Standard input is a terminal, so questions can be answered.
+    pub interactive: bool,
+    /// Standard output is a terminal, so a QR code is drawn by default.
+    pub output_is_terminal: bool,
+}
+
+/// The host name for default labels; Google's tool falls back to "unix".
+pub fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "unix".to_owned())
+}
+
+/// Carries out a parsed request.
+pub fn execute<R: TryCryptoRng + ?Sized>(
+    request: &Request,
+    console: &mut Console<'_>,
+    clock: &dyn Clock,
+    rng: &mut R,
+) -> Result<(), Error> {
+    let target = target::Target::resolve(request.user.as_deref(), request.secret_path.as_deref())?;
+    match &request.action {
+        Action::Enroll(options) => enroll::enroll(
+            options,
+            request.quiet,
+            &target,
+            &host_name(),
+            console,
+            clock,
+            rng,
+        ),
+        Action::RegenerateScratch { codes } => {
+            regenerate::regenerate(&target, *codes, request.quiet, console.output, rng)
+        }
+        Action::Status { show_secret } => status::status(&target, *show_secret, console.output),
+    }
+}
+
+/// The program: parses `args`, runs with the real terminal, clock and the
+/// operating system's random number generator, and returns the exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
+    let request = match args::parse(args) {
+        Parsed::Run(request) => request,
+        Parsed::Info(text) => {
+            print!("{text}");
+            return exit::OK;
+        }
+        Parsed::Usage(message) => {
+            eprintln!("totp-enroll: {}", Error::Usage(message));
+            return exit::USAGE;
+        }
+    };
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let mut console = Console {
+        interactive: stdin.is_terminal(),
+        output_is_terminal: stdout.is_terminal(),
+        input: &mut stdin.lock(),
+        output: &mut stdout.lock(),
+    };
+    let result = execute(&request, &mut console, &SystemClock, &mut rand::rngs::OsRng);
+    // What was printed goes out before the error that follows it.
+    let _ = console.output.flush();
+    match result {
+        Ok(()) => exit::OK,
+        Err(error) => {
+            eprintln!("totp-enroll: {error}");
+            error.exit_code()
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Whose secret file, where, owned by whom, and with whose rights it is
+//! written.
+//!
+//! The file is accessed with the user's file-system identity (so root's
+//! rights never reach into a directory the user controls, where a swapped
+//! symlink could redirect a write) unless root writes into a directory that
+//! only root can change, such as `/etc/pam_totp/`.
+
+use crate::error::Error;
+use nix::unistd::{Uid, User};
+use pam_totp::store::Identity;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// The file Google's tool and module use, in the user's home.
+pub const DEFAULT_FILE_NAME: &str = ".google_authenticator";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The user's login name (for the default label and messages).
+    pub user: String,
+    pub path: PathBuf,
+    /// Who the file belongs to.
+    pub owner: Identity,
+    /// Whose file-system rights read and write it.
+    pub access: Identity,
+}
+
+impl Target {
+    /// The invoking user's own file at `path`, as the process is: what tests
+    /// and a user enrolling themselves get.
+    pub fn current(user: &str, path: PathBuf) -> Target {
+        Target {
+            user: user.to_owned(),
+            path,
+            owner: Identity::current(),
+            access: Identity::current(),
+        }
+    }
+
+    pub fn resolve(user: Option<&str>, secret_path: Option<&Path>) -> Result<Target, Error> {
+        let me = Identity::current();
+        let account = match user {
+            Some(name) => User::from_name(name)
+                .map_err(|e| Error::User(format!("cannot look up user {name}: {e}")))?
+                .ok_or_else(|| Error::UnknownUser(name.to_owned()))?,
+            None => {
+                // The real uid: who ran the program, as Google's tool does.
+                let uid = nix::unistd::getuid();
+                match (User::from_uid(uid), secret_path) {
+                    (Ok(Some(user)), _) => user,
+                    // A uid without a passwd entry (a container, say) can
+                    // still write a file it names itself.
+                    (Ok(None) | Err(_), Some(path)) => {
+                        return Ok(Target {
+                            user: uid.to_string(),
+                            path: path.to_path_buf(),
+                            owner: me,
+                            access: me,
+                        })
+                    }
+                    (Ok(None), None) => {
+                        return Err(Error::User(format!(
+                            "uid {uid} is not in the user database; name the file with -s"
+                        )))
+                    }
+                    (Err(e), None) => {
+                        return Err(Error::User(format!("cannot look up uid {uid}: {e}")))
+                    }
+                }
+            }
+        };
+        let path = match secret_path {
+            Some(path) => path.to_path_buf(),
+            None => {
+                if !account.dir.is_absolute() {
+                    return Err(Error::User(format!(
+                        "the home directory of {} is not an absolute path",
+                        account.name
+                    )));
+                }
+                account.dir.join(DEFAULT_FILE_NAME)
+            }
+        };
+        if account.uid == me.uid {
+            // Yourself: keep the groups you run with, which need no privilege.
+            return Ok(Target {
+                user: account.name,
+                path,
+                owner: me,
+                access: me,
+            });
+        }
+        if !me.uid.is_root() {
+            return Err(Error::NotPermitted(
+                "only root can enroll another user (--user)",
+            ));
+        }
+        let owner = Identity {
+            uid: account.uid,
+            gid: account.gid,
+        };
+        let access = if secret_path.is_some() && root_only_directory(&path) {
+            me
+        } else {
+            owner
+        };
+        Ok(Target {
+            user: account.name,
+            path,
+            owner,
+            access,
+        })
+    }
+}
+
+/// Whether the directory that holds `path` and every directory above it
+/// belong to root and are writable by nobody else, with no symlink on the
+/// way: then nobody but root can change where a write there lands.
+pub fn root_only_directory(path: &Path) -> bool {
+    let parent = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Ok(canonical) = fs::canonicalize(&parent) else {
+        return false;
+    };
+    if parent.is_absolute() && canonical != parent {
+        return false;
+    }
+    canonical
+        .ancestors()
+        .all(|dir| match fs::symlink_metadata(dir) {
+            Ok(meta) => {
+                meta.is_dir() && Uid::from_raw(meta.uid()).is_root() && meta.mode() & 0o022 == 0
+            }
+            Err(_) => false,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn current_user_defaults_to_the_home_file() {
+        let me = User::from_uid(nix::unistd::getuid()).unwrap().unwrap();
+        let target = Target::resolve(None, None).unwrap();
+        assert_eq!(target.user, me.name);
+        assert_eq!(target.path, me.dir.join(".google_authenticator"));
+        assert_eq!(target.owner, Identity::current());
+        assert_eq!(target.access, Identity::current());
+        let named = Target::resolve(Some(&me.name), Some(Path::new("/tmp/x"))).unwrap();
+        assert_eq!(named.path, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn unknown_user() {
+        let err = Target::resolve(Some("no-such-user-pam-totp"), None).unwrap_err();
+        assert!(matches!(err, Error::UnknownUser(_)), "{err}");
+    }
+
+    #[test]
+    fn another_user_is_written_as_that_user_unless_root_owns_the_directory() {
+        if !Uid::effective().is_root() {
+            let err = Target::resolve(Some("root"), None).unwrap_err();
+            assert!(matches!(err, Error::NotPermitted(_)), "{err}");
+            return;
+        }
+        let Some(nobody) = User::from_name("nobody").unwrap() else {
+            return;
+        };
+        let theirs = Identity {
+            uid: nobody.uid,
+            gid: nobody.gid,
+        };
+        let home = Target::resolve(Some("nobody"), None).unwrap();
+        assert_eq!(home.path, nobody.dir.join(".google_authenticator"));
+        assert_eq!((home.owner, home.access), (theirs, theirs));
+        // /tmp is writable by everybody: written as the user.
+        let tmp = Target::resolve(Some("nobody"), Some(Path::new("/tmp/f"))).unwrap();
+        assert_eq!((tmp.owner, tmp.access), (theirs, theirs));
+        // /etc is root's alone: written as root, owned by the user.
+        let etc = Target::resolve(Some("nobody"), Some(Path::new("/etc/f"))).unwrap();
+        assert_eq!((etc.owner, etc.access), (theirs, Identity::current()));
+    }
+
+    #[test]
+    fn root_only_directories() {
+        assert!(!root_only_directory(Path::new("/tmp/x")));
+        assert!(!root_only_directory(Path::new("/nonexistent-dir/x")));
+        if Uid::effective().is_root() {
+            assert!(root_only_directory(Path::new("/etc/x")));
+        }
+    }
+}
