@@ -1,0 +1,31 @@
+//! Builds csrc/syslog_capture.c into a shared object for LD_PRELOAD (see the
+//! file for why), and tells the harness where it is through the compile-time
+//! variable PAM_TOTP_SYSLOG_SHIM. Needs a C compiler: `$CC`, else `cc`.
+
+use std::env;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    let source = "csrc/syslog_capture.c";
+    println!("cargo:rerun-if-changed={source}");
+    println!("cargo:rerun-if-env-changed=CC");
+
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let shim = out_dir.join("libsyslog_capture.so");
+    let compiler = env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+    let status = Command::new(&compiler)
+        .args(["-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-o"])
+        .arg(&shim)
+        .arg(source)
+        .arg("-ldl")
+        .status()
+        .unwrap_or_else(|e| {
+            panic!("cannot run the C compiler {compiler:?} for {source}: {e} (install gcc)")
+        });
+    assert!(status.success(), "{compiler} failed to build {source}");
+    println!(
+        "cargo:rustc-env=PAM_TOTP_SYSLOG_SHIM={}",
+        shim.to_str().expect("OUT_DIR is UTF-8")
+    );
+}
