@@ -1,0 +1,275 @@
+//! Faults while logging in, through real libpam: the disk full, the home
+//! read-only, the process killed between writing the new file and renaming
+//! it, the file swapped for a symlink or a FIFO after it was checked, the
+//! file truncated. Each must refuse the login with a clear log line, keep
+//! the old file, and leave nothing behind that blocks the next login.
+//!
+//! Needs root (mounts); tests/run-all runs the suite as root.
+
+mod common;
+
+use common::{totp_now, Module, Rig, SECRET};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const REUSE: &str = "\" TOTP_AUTH\n\" DISALLOW_REUSE\n12345678\n";
+
+fn file() -> String {
+    format!("{SECRET}\n{REUSE}")
+}
+
+fn require_root() {
+    assert_eq!(
+        pam_totp_tests::system::current_user().0,
+        0,
+        "the fault tests need root (mounts): run tests/run-all as root"
+    );
+}
+
+/// A small tmpfs, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: PathBuf, size: &str) -> Tmpfs {
+        fs::create_dir_all(&at).unwrap();
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(&at)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs");
+        Tmpfs(at)
+    }
+
+    fn remount_read_only(&self) {
+        let status = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount read-only");
+    }
+
+    /// Fills the file system up with a file of zeros.
+    fn fill(&self) -> PathBuf {
+        let filler = self.0.join("filler");
+        let _ = Command::new("dd")
+            .args(["if=/dev/zero", "bs=4096"])
+            .arg(format!("of={}", filler.display()))
+            .output()
+            .unwrap();
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn disk_full_refuses_the_login_and_keeps_the_file() {
+    require_root();
+    let rig = Rig::new("full", Module::Ours, &file(), "");
+    let fs = Tmpfs::mount(rig.dir.join("home"), "64k");
+    let secret = fs.0.join("secret");
+    rig.move_secret(&secret, "");
+    let filler = fs.fill();
+    let before = rig.contents();
+    let code = totp_now();
+
+    let login = rig.login(&code);
+    assert!(
+        !login.success,
+        "a code that cannot be recorded must not log in"
+    );
+    assert!(login.logged("could not be updated"), "{:#?}", login.logs);
+    assert!(login.logged("No space left on device"), "{:#?}", login.logs);
+    assert_eq!(rig.contents(), before, "old file intact");
+    assert_eq!(
+        entries(&fs.0),
+        vec!["filler", "secret"],
+        "no temporary file left"
+    );
+
+    // Space again: the same code (never recorded) now works, once.
+    std::fs::remove_file(filler).unwrap();
+    assert!(rig.login(&code).success);
+    assert!(!rig.login(&code).success);
+}
+
+#[test]
+fn read_only_home_refuses_logins_that_must_record_something() {
+    require_root();
+    let rig = Rig::new("ro", Module::Ours, &file(), "");
+    let fs = Tmpfs::mount(rig.dir.join("home"), "64k");
+    rig.move_secret(&fs.0.join("secret"), "allow_readonly");
+    fs.remount_read_only();
+    let before = rig.contents();
+    let login = rig.login(&totp_now());
+    assert!(
+        !login.success,
+        "DISALLOW_REUSE cannot be recorded: refused even with allow_readonly"
+    );
+    assert!(login.logged("Read-only file system"), "{:#?}", login.logs);
+    let scratch = rig.login("12345678");
+    assert!(
+        !scratch.success,
+        "a scratch code that cannot be removed must not work"
+    );
+    assert_eq!(rig.contents(), before);
+}
+
+#[test]
+fn read_only_home_with_allow_readonly_and_nothing_to_record() {
+    require_root();
+    // No reuse protection, no rate limit: a login has nothing protective to save.
+    let rig = Rig::new(
+        "ro-ok",
+        Module::Ours,
+        &format!("{SECRET}\n\" TOTP_AUTH\n"),
+        "",
+    );
+    let fs = Tmpfs::mount(rig.dir.join("home"), "64k");
+    rig.move_secret(&fs.0.join("secret"), "allow_readonly");
+    fs.remount_read_only();
+    assert!(rig.login(&totp_now()).success);
+}
+
+/// An LD_PRELOAD shim that kills the process (SIGKILL) when it tries to
+/// rename anything: the moment between writing the new file and putting it
+/// in place.
+fn kill_on_rename_shim(dir: &Path) -> PathBuf {
+    let source = dir.join("kill_on_rename.c");
+    let shim = dir.join("kill_on_rename.so");
+    fs::write(
+        &source,
+        "#define _GNU_SOURCE\n#include <signal.h>\n#include <unistd.h>\n\
+         static int die(void) { kill(getpid(), SIGKILL); return -1; }\n\
+         int rename(const char *a, const char *b) { (void)a; (void)b; return die(); }\n\
+         int renameat(int a, const char *b, int c, const char *d) { (void)a; (void)b; (void)c; (void)d; return die(); }\n\
+         int renameat2(int a, const char *b, int c, const char *d, unsigned e) { (void)a; (void)b; (void)c; (void)d; (void)e; return die(); }\n",
+    )
+    .unwrap();
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&shim)
+        .arg(&source)
+        .status()
+        .expect("a C compiler (build-essential) is installed");
+    assert!(status.success());
+    shim
+}
+
+#[test]
+fn killed_between_writing_and_renaming_leaves_the_old_file_and_blocks_nothing() {
+    for module in [Module::Ours, Module::Google] {
+        let rig = Rig::new("killed", module, &file(), "");
+        let shim = kill_on_rename_shim(&rig.dir);
+        let before = rig.contents();
+        let code = totp_now();
+        let preload = format!("libpam_wrapper.so {}", shim.display());
+        let killed = rig.login_with(&code, &[("LD_PRELOAD", preload)], || {});
+        assert!(!killed.success);
+        let leftovers: Vec<String> = entries(&rig.dir)
+            .into_iter()
+            .filter(|n| n.starts_with("secret") && n != "secret")
+            .collect();
+        let after_kill = rig.contents();
+        let next = rig.login(&code);
+        let file_after = rig.contents();
+        match module {
+            Module::Ours => {
+                assert_eq!(after_kill, before, "old file intact");
+                assert_eq!(leftovers, vec!["secret.pam_totp-tmp"], "killed after writing the temporary file");
+                assert!(next.success, "the next login is not blocked: {:#?}", next.logs);
+                assert!(!entries(&rig.dir).contains(&"secret.pam_totp-tmp".to_owned()), "stale file cleared");
+                assert!(file_after.contains("DISALLOW_REUSE "), "the next login recorded its code");
+            }
+            Module::Google => eprintln!(
+                "Google's module after a kill before rename: leftovers {leftovers:?}, next login {}",
+                if next.success { "succeeded" } else { "FAILED" }
+            ),
+        }
+    }
+}
+
+#[test]
+fn a_file_swapped_for_a_symlink_or_fifo_after_the_check_is_refused() {
+    for swap in ["symlink", "fifo"] {
+        let rig = Rig::new(&format!("swap-{swap}"), Module::Ours, &file(), "");
+        // The attacker's file: a valid secret file they control.
+        let elsewhere = rig.dir.join("elsewhere");
+        fs::write(&elsewhere, file()).unwrap();
+        let code = totp_now();
+        let secret = rig.secret();
+        let login = rig.login_with(&code, &[], || {
+            // The module has checked the file (the prompt is up); now swap it.
+            fs::remove_file(&secret).unwrap();
+            match swap {
+                "symlink" => std::os::unix::fs::symlink(&elsewhere, &secret).unwrap(),
+                _ => {
+                    let status = Command::new("mkfifo").arg(&secret).status().unwrap();
+                    assert!(status.success());
+                }
+            }
+        });
+        assert!(!login.success, "{swap}: swapped file must not be used");
+        let expected = if swap == "symlink" {
+            "symbolic link"
+        } else {
+            "not a regular file"
+        };
+        assert!(login.logged(expected), "{swap}: {:#?}", login.logs);
+        assert_eq!(
+            fs::read_to_string(&elsewhere).unwrap(),
+            file(),
+            "target untouched"
+        );
+    }
+}
+
+#[test]
+fn a_truncated_file_fails_closed_and_is_left_alone() {
+    for module in [Module::Ours, Module::Google] {
+        let rig = Rig::new("empty", module, &file(), "");
+        fs::write(rig.secret(), "").unwrap();
+        let login = rig.login(&totp_now());
+        match module {
+            Module::Ours => {
+                assert!(!login.success);
+                assert!(
+                    login.logged("secret file is corrupt: file is empty"),
+                    "{:#?}",
+                    login.logs
+                );
+                assert_eq!(rig.contents(), "");
+            }
+            Module::Google => eprintln!(
+                "Google's module with an empty file: {}",
+                if login.success {
+                    "succeeded"
+                } else {
+                    "refused"
+                }
+            ),
+        }
+    }
+}
