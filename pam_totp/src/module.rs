@@ -84,7 +84,6 @@ pub enum Status {
     AuthErr,
     ServiceErr,
     ConvErr,
-    UserUnknown,
 }
 
 #[derive(Debug)]
@@ -117,9 +116,12 @@ impl Failure {
     fn status(&self) -> Status {
         match self {
             Failure::Options(_) | Failure::UnknownFileUser(_) => Status::ServiceErr,
-            Failure::NoUser | Failure::UnknownAccount => Status::UserUnknown,
             Failure::Conversation => Status::ConvErr,
-            Failure::Path(_)
+            // An unknown user fails like a wrong code: a stack with custom
+            // control values must not treat the two differently.
+            Failure::NoUser
+            | Failure::UnknownAccount
+            | Failure::Path(_)
             | Failure::NoSecretFile
             | Failure::File(_)
             | Failure::Parse(_)
@@ -284,6 +286,7 @@ impl Session<'_> {
         if let Some(accepted) = self.try_grace_period(&file, &target)? {
             return Ok(Success::Accepted(accepted));
         }
+        self.refuse_if_rate_limited(&file, &target)?;
 
         let first_pass = match self.options.pass_mode {
             PassMode::Prompt => None,
@@ -389,6 +392,36 @@ impl Session<'_> {
         };
         self.settle(decision.verdict, decision.changes, saved)
             .map(Some)
+    }
+
+    /// Refuses, without asking for a code, an attempt over the rate limit.
+    /// The look at the unlocked copy is only a shortcut: the decision and
+    /// the count are taken under the lock.
+    fn refuse_if_rate_limited(
+        &mut self,
+        file: &SecretFile,
+        target: &Target,
+    ) -> Result<(), Failure> {
+        let now = self.clock.now();
+        if policy::refuse_if_rate_limited(&mut file.clone(), now).is_none() {
+            return Ok(());
+        }
+        let (decision, saved) =
+            store::update(&target.path, target.identity, &target.rules, |bytes| {
+                let Ok(mut file) = SecretFile::parse(bytes) else {
+                    return (None, None);
+                };
+                let decision = policy::refuse_if_rate_limited(&mut file, now);
+                let new = decision.is_some().then(|| file.to_bytes());
+                (decision, new)
+            })
+            .map_err(Failure::File)?;
+        match decision {
+            Some(decision) => self
+                .settle(decision.verdict, decision.changes, saved)
+                .map(drop),
+            None => Ok(()),
+        }
     }
 
     /// Checks `input` against the file under its lock. With `forward_pass`

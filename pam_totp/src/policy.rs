@@ -15,6 +15,8 @@ use std::fmt;
 pub const SKEW_SEARCH_STEPS: i64 = 25 * 60 * 2;
 /// Codes in a row that must agree on a new clock skew before it is adopted.
 pub const SKEW_OBSERVATIONS_NEEDED: usize = 3;
+/// Largest gap, in time steps, between two codes of such a run.
+pub const SKEW_OBSERVATION_MAX_GAP: u64 = 2;
 /// Longest host name stored for the grace period.
 pub const MAX_GRACE_HOST_LEN: usize = 255;
 
@@ -112,15 +114,7 @@ fn count_attempt(file: &mut SecretFile, now: u64, changes: &mut Changes) -> Resu
     let Some(limit) = file.rate_limit().cloned() else {
         return Ok(());
     };
-    let seconds = u64::from(limit.seconds);
-    // Attempts inside the interval. One stamped in the future (the clock was
-    // set back) still counts, or setting the clock back would reset the limit.
-    let mut recent: Vec<u64> = limit
-        .recent
-        .iter()
-        .copied()
-        .filter(|&t| t.saturating_add(seconds) > now)
-        .collect();
+    let mut recent = attempts_in_interval(&limit, now);
     let over = recent.len() >= limit.attempts as usize;
     recent.push(now);
     let keep_from = recent.len().saturating_sub(limit.attempts as usize);
@@ -135,6 +129,32 @@ fn count_attempt(file: &mut SecretFile, now: u64, changes: &mut Changes) -> Resu
     } else {
         Ok(())
     }
+}
+
+/// The recorded attempts that still count at `now`. One stamped in the
+/// future (the clock was set back) still counts, or setting the clock back
+/// would reset the limit.
+fn attempts_in_interval(limit: &RateLimit, now: u64) -> Vec<u64> {
+    let seconds = u64::from(limit.seconds);
+    limit
+        .recent
+        .iter()
+        .copied()
+        .filter(|&t| t.saturating_add(seconds) > now)
+        .collect()
+}
+
+/// Before asking for a code: when RATE_LIMIT is already used up, counts the
+/// attempt and refuses it, so nobody is asked for a code that cannot be
+/// accepted. `None` when the attempt may go on to the prompt.
+pub fn refuse_if_rate_limited(file: &mut SecretFile, now: u64) -> Option<Decision> {
+    let limit = file.rate_limit()?;
+    if attempts_in_interval(limit, now).len() < limit.attempts as usize {
+        return None;
+    }
+    let mut changes = Changes::default();
+    let verdict = count_attempt(file, now, &mut changes).map(|()| Accepted::Code);
+    Some(Decision { verdict, changes })
 }
 
 /// Offsets from the expected time step that a window of `window` codes
@@ -265,8 +285,9 @@ fn check_time_code(
 
 /// The phone's clock may be off by more than the window. A code that matches
 /// far from now is remembered with the skew it implies; once
-/// [`SKEW_OBSERVATIONS_NEEDED`] codes typed in successive time steps agree
-/// (within one step) the skew is adopted and the last code logs in. That
+/// [`SKEW_OBSERVATIONS_NEEDED`] codes typed in increasing time steps, at most
+/// [`SKEW_OBSERVATION_MAX_GAP`] apart, agree within one step, their average
+/// skew is adopted and the last code logs in. That
 /// code is marked used like any other (DISALLOW_REUSE), so it cannot be
 /// replayed a step later.
 fn learn_skew(
@@ -287,26 +308,25 @@ fn learn_skew(
         skew,
     };
     let mut observations: Vec<SkewObservation> = file.skew_observations().to_vec();
-    // Only a run of codes typed in increasing time steps counts; an older or
-    // same-step entry means the run was broken.
-    if observations
-        .last()
-        .is_some_and(|last| last.step >= observation.step)
-    {
+    // Only a run of codes typed close together in increasing time steps
+    // counts; anything else starts a new run.
+    if observations.last().is_some_and(|last| {
+        last.step >= observation.step || observation.step - last.step > SKEW_OBSERVATION_MAX_GAP
+    }) {
         observations.clear();
     }
     observations.push(observation);
     let keep_from = observations.len().saturating_sub(SKEW_OBSERVATIONS_NEEDED);
     observations.drain(..keep_from);
     let agreed = observations.len() == SKEW_OBSERVATIONS_NEEDED
-        && observations
-            .windows(2)
-            .all(|pair| (pair[1].skew - pair[0].skew).abs() <= 1);
+        && observations.iter().all(|o| (o.skew - skew).abs() <= 1);
     changes.bookkeeping = true;
     if !agreed {
         file.set_skew_observations(observations);
         return Err(Rejected::WrongCode);
     }
+    // Truncated toward zero, as the file format's other writers do.
+    let skew = observations.iter().map(|o| o.skew).sum::<i64>() / observations.len() as i64;
     if disallow_reuse {
         // Steps are absolute, so the window for pruning moves with the skew.
         let oldest = oldest_in_window.saturating_add(skew);

@@ -239,10 +239,10 @@ fn unknown_user_is_prompted_then_refused() {
     let mut s = Scenario::new("nouser", REUSE_FILE);
     s.pam.user = Some("no-such-user-pam-totp".into());
     s.answer("123456");
-    assert_eq!(s.run(&[], NOW), Status::UserUnknown);
+    assert_eq!(s.run(&[], NOW), Status::AuthErr);
     assert_eq!(s.pam.prompts.len(), 1);
     s.pam.user = None;
-    assert_eq!(s.run(&[], NOW), Status::UserUnknown);
+    assert_eq!(s.run(&[], NOW), Status::AuthErr);
 }
 
 #[test]

@@ -299,6 +299,7 @@ fn skew_learning_needs_agreeing_codes_in_increasing_steps() {
     assert!(check_attempt(&mut f, &c, NOW, &opts).verdict.is_err());
     assert_eq!(f.skew_observations().len(), 1);
     // Disagreeing skews do not complete a correction.
+    let mut f = file("\" TOTP_AUTH\n");
     let c1 = code_at_step(step_of(NOW + 30) + 200);
     assert!(check_attempt(&mut f, &c1, NOW + 30, &opts).verdict.is_err());
     let c2 = code_at_step(step_of(NOW + 60) + 50);
@@ -394,4 +395,45 @@ fn candidates_count_as_one_attempt_and_report_the_winner() {
     assert_eq!(f.rate_limit().unwrap().recent, vec![NOW]);
     let (d, winner) = check_candidates(&mut f, &[b"111111", b"22222222"], NOW, &no_skew());
     assert_eq!((d.verdict, winner), (Err(Rejected::WrongScratchCode), None));
+}
+
+#[test]
+fn rate_limit_is_checked_before_asking() {
+    let mut f = file("\" TOTP_AUTH\n\" RATE_LIMIT 2 30\n");
+    assert_eq!(refuse_if_rate_limited(&mut f, NOW), None);
+    assert!(
+        f.rate_limit().unwrap().recent.is_empty(),
+        "a look records nothing"
+    );
+    check_attempt(&mut f, b"000000", NOW, &no_skew());
+    check_attempt(&mut f, b"000000", NOW + 1, &no_skew());
+    let d = refuse_if_rate_limited(&mut f, NOW + 2).unwrap();
+    assert!(matches!(d.verdict, Err(Rejected::RateLimited { .. })));
+    assert!(d.changes.protective, "the refused attempt is counted");
+    assert_eq!(f.rate_limit().unwrap().recent, vec![NOW + 1, NOW + 2]);
+    // Once the interval has passed, the prompt is allowed again.
+    assert_eq!(refuse_if_rate_limited(&mut f, NOW + 40), None);
+}
+
+#[test]
+fn skew_learning_needs_codes_close_together_and_adopts_their_average() {
+    let opts = Options::default();
+    // A gap of three steps breaks the run.
+    let mut f = file("\" TOTP_AUTH\n");
+    for (i, at) in [NOW, NOW + 30, NOW + 4 * 30].into_iter().enumerate() {
+        let c = code_at_step(step_of(at) + 40);
+        assert!(
+            check_attempt(&mut f, &c, at, &opts).verdict.is_err(),
+            "attempt {i}"
+        );
+    }
+    assert_eq!(f.skew_observations().len(), 1, "the run restarted");
+    // Skews 40, 41, 41 within two steps of each other: adopted as 40.
+    let mut f = file("\" TOTP_AUTH\n");
+    let run = [(NOW, 40), (NOW + 60, 41), (NOW + 90, 41)];
+    for (at, skew) in run {
+        let c = code_at_step(step_of(at) + skew);
+        let _ = check_attempt(&mut f, &c, at, &opts);
+    }
+    assert_eq!(f.settings().time_skew, 40);
 }
