@@ -3,6 +3,7 @@
 //! The crate is both the PAM module (`pam_totp.so`) and a library that the
 //! enrollment tool and the tests use:
 //! - [`otp`]: HOTP/TOTP and base32 secrets;
+//! - [`clock`]: the injected time;
 //! - [`secret_file`]: the `~/.google_authenticator` format;
 //! - [`policy`]: judging one attempt (window, reuse, rate limit, scratch
 //!   codes, clock skew, grace period), with time as a parameter;
@@ -12,6 +13,7 @@
 //! - `ffi`: the libpam entry points, the only `unsafe` code.
 #![deny(unsafe_code)]
 
+pub mod clock;
 mod ffi;
 pub mod module;
 pub mod options;

@@ -22,6 +22,7 @@
 //! Every failure is one log line naming the user and the reason, never the
 //! code or the secret.
 
+pub use crate::clock::{Clock, SystemClock};
 use crate::options::{ModuleOptions, OptionError, PassMode};
 use crate::path::{self, PathError, DEFAULT_SECRET_PATH};
 use crate::policy::{self, Accepted, Changes, Rejected};
@@ -57,22 +58,6 @@ pub trait Pam {
     /// Asks the user; `None` if the conversation failed.
     fn ask(&mut self, prompt: &str, echo: bool) -> Option<Zeroizing<Vec<u8>>>;
     fn log(&self, priority: Priority, message: &str);
-}
-
-/// The time, injected so tests can set it.
-pub trait Clock {
-    /// Seconds since the Unix epoch.
-    fn now(&self) -> u64;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    }
 }
 
 /// The result of an authentication, as libpam will be told.

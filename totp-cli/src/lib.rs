@@ -31,22 +31,7 @@ use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
 
 /// The current time, passed in so tests can fix it.
-pub trait Clock {
-    /// Seconds since the Unix epoch.
-    fn now(&self) -> u64;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> u64 {
-        // A clock before 1970 is broken beyond what codes can fix; 0 makes
-        // the confirmation fail rather than the program.
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    }
-}
+pub use pam_totp::clock::{Clock, SystemClock};
 
 /// Where questions are asked and answers read.
 pub struct Console<'a> {
