@@ -597,11 +597,19 @@ impl SecretFile {
         );
     }
 
-    /// Removes a scratch code. Returns whether it was there.
+    /// Removes one line holding scratch code `code` (a file may list a code
+    /// twice; each line is one use). Returns whether there was one. Every
+    /// line is compared, so the time taken does not say which one matched.
     pub fn remove_scratch_code(&mut self, code: u32) -> bool {
-        let before = self.lines.len();
-        self.remove(|k| matches!(k, Kind::Scratch(c) if crate::otp::codes_equal(*c, code)));
-        self.lines.len() != before
+        let mut found = None;
+        for (index, line) in self.lines.iter().enumerate() {
+            if let Kind::Scratch(c) = line.kind {
+                if crate::otp::codes_equal(c, code) && found.is_none() {
+                    found = Some(index);
+                }
+            }
+        }
+        found.map(|index| self.lines.remove(index)).is_some()
     }
 
     /// Replaces all scratch codes (enrollment and re-generation).
@@ -673,6 +681,15 @@ mod tests {
             file.settings().to_string(),
             "time-based (30 s steps), window 17, reuse disallowed, rate limit 3 per 30 s, clock skew 0 steps"
         );
+    }
+
+    #[test]
+    fn a_scratch_code_listed_twice_is_two_uses() {
+        let mut file = SecretFile::parse(b"JBSWY3DPEHPK3PXP\n12345678\n12345678\n").unwrap();
+        assert!(file.remove_scratch_code(12345678));
+        assert_eq!(file.scratch_codes().collect::<Vec<_>>(), vec![12345678]);
+        assert!(file.remove_scratch_code(12345678));
+        assert!(!file.remove_scratch_code(12345678));
     }
 
     #[test]
