@@ -57,6 +57,7 @@ impl Scenario {
     /// the option `secret=<dir>/secret` and the real clock. Panics at once,
     /// with instructions, when the module is not available.
     pub fn new(module: Module) -> Scenario {
+        system::remove_stale_pam_wrapper_dirs();
         let module_path = module.path();
         let (uid, user) = system::current_user();
         // libtest names each test's thread after the test: a readable dir.
@@ -607,6 +608,19 @@ impl Drop for DriverSlot {
 /// status (None if killed), stdout and stderr.
 fn run_with_timeout(
     mut command: Command,
+    timeout: Duration,
+) -> (Option<ExitStatus>, String, String) {
+    for _ in 1..system::PAM_WRAPPER_START_ATTEMPTS {
+        let result = run_once_with_timeout(&mut command, timeout);
+        if !system::pam_wrapper_could_not_start(&result.2) {
+            return result;
+        }
+    }
+    run_once_with_timeout(&mut command, timeout)
+}
+
+fn run_once_with_timeout(
+    command: &mut Command,
     timeout: Duration,
 ) -> (Option<ExitStatus>, String, String) {
     let child = command

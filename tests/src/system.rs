@@ -226,3 +226,48 @@ fn find_in(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
 fn absolute(path: &Path) -> PathBuf {
     fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
+
+/// Removes pam_wrapper's per-process directories (`/tmp/pam.X`, 62 slots
+/// machine-wide) left by processes that died without cleaning up, e.g. the
+/// fault tests' SIGKILL. pam_wrapper refuses a slot that still exists, so a
+/// leftover would fail a later, unrelated login at random. A directory is
+/// removed only if its `pid` file names a process that no longer exists.
+pub fn remove_stale_pam_wrapper_dirs() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(slot) = name.to_str().and_then(|n| n.strip_prefix("pam.")) else {
+            continue;
+        };
+        if slot.len() != 1 {
+            continue;
+        }
+        let dir = entry.path();
+        let Ok(pid) = fs::read_to_string(dir.join("pid")) else {
+            continue;
+        };
+        let pid = pid.trim();
+        if !pid.is_empty()
+            && pid.bytes().all(|b| b.is_ascii_digit())
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+/// How many times a PAM application is started again when pam_wrapper could
+/// not give it a slot.
+pub const PAM_WRAPPER_START_ATTEMPTS: usize = 5;
+
+/// Whether a process's stderr says pam_wrapper failed to start it. Two live
+/// processes racing for the same `/tmp/pam.X` slot usually end with one
+/// moving on to another slot ("File exists", harmless), but sometimes with
+/// "Failed to copy config files": then PAM falls back to the system's
+/// configuration. Nothing of the module ran, so starting the process again
+/// is safe and hides nothing.
+pub fn pam_wrapper_could_not_start(stderr: &str) -> bool {
+    stderr.contains("pwrap_init: Failed to copy config files")
+}

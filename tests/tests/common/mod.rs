@@ -28,6 +28,8 @@ fn one_race_at_a_time() -> MutexGuard<'static, ()> {
 pub struct Rig {
     pub dir: PathBuf,
     module: Module,
+    /// The file as the rig was created with, to start a race again.
+    initial: String,
 }
 
 /// The outcome of one login.
@@ -53,6 +55,7 @@ fn syslog_lines(stderr: &[u8]) -> Vec<String> {
 
 impl Rig {
     pub fn new(name: &str, module: Module, file: &str, options: &str) -> Rig {
+        system::remove_stale_pam_wrapper_dirs();
         let dir = std::env::temp_dir().join(format!(
             "pam_totp-rig-{}-{name}-{}",
             std::process::id(),
@@ -60,7 +63,11 @@ impl Rig {
         ));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("services")).unwrap();
-        let rig = Rig { dir, module };
+        let rig = Rig {
+            dir,
+            module,
+            initial: file.to_owned(),
+        };
         fs::write(
             rig.dir.join("services/other"),
             "auth required pam_deny.so\n",
@@ -135,23 +142,42 @@ impl Rig {
     /// whether it succeeded, and all syslog lines.
     pub fn race(&self, answers: &[String]) -> (Vec<bool>, Vec<String>) {
         let _slot = one_race_at_a_time();
+        for _ in 1..system::PAM_WRAPPER_START_ATTEMPTS {
+            match self.race_once(answers) {
+                Some(result) => return result,
+                // pam_wrapper could not start one of them: the race is not
+                // the one asked for. Run it again from the same file.
+                None => fs::write(self.secret(), &self.initial).unwrap(),
+            }
+        }
+        self.race_once(answers)
+            .expect("pam_wrapper could not start every process of the race")
+    }
+
+    fn race_once(&self, answers: &[String]) -> Option<(Vec<bool>, Vec<String>)> {
         let mut children: Vec<Child> = answers.iter().map(|_| self.spawn(&[])).collect();
         for (child, answer) in children.iter_mut().zip(answers) {
             let mut stdin = child.stdin.take().unwrap();
-            // A process that already died (it should not) must not stop the race.
+            // A process that already died must not stop the race.
             let _ = writeln!(stdin, "{answer}");
         }
         let mut results = Vec::new();
         let mut logs = Vec::new();
+        let mut all_started = true;
         for child in children {
             let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            all_started &= !system::pam_wrapper_could_not_start(&stderr);
             let stdout = String::from_utf8_lossy(&out.stdout);
             results.push(out.status.success() && stdout.contains("successfully authenticated"));
             logs.extend(syslog_lines(&out.stderr));
         }
-        (results, logs)
+        all_started.then_some((results, logs))
     }
 
+    /// One login with extra environment (e.g. another LD_PRELOAD).
+    /// `before_answering` runs once the prompt is shown, that is after the
+    /// module has looked at the file and before it checks the code.
     /// One login with extra environment (e.g. another LD_PRELOAD).
     /// `before_answering` runs once the prompt is shown, that is after the
     /// module has looked at the file and before it checks the code.
@@ -162,6 +188,21 @@ impl Rig {
         before_answering: impl FnOnce(),
     ) -> Login {
         let _slot = one_race_at_a_time();
+        let mut before_answering = Some(before_answering);
+        for _ in 0..system::PAM_WRAPPER_START_ATTEMPTS {
+            if let Some(login) = self.login_once(answer, env, &mut before_answering) {
+                return login;
+            }
+        }
+        panic!("pam_wrapper could not start pamtester");
+    }
+
+    fn login_once(
+        &self,
+        answer: &str,
+        env: &[(&str, String)],
+        before_answering: &mut Option<impl FnOnce()>,
+    ) -> Option<Login> {
         let mut child = self.spawn(env);
         // pamtester shows the prompt on stderr; stop reading there (or at
         // the end, if the module never asks).
@@ -174,17 +215,27 @@ impl Rig {
                 _ => break,
             }
         }
-        before_answering();
+        if system::pam_wrapper_could_not_start(&String::from_utf8_lossy(&seen)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        if let Some(act) = before_answering.take() {
+            act();
+        }
         if let Some(mut stdin) = child.stdin.take() {
             let _ = writeln!(stdin, "{answer}");
         }
         let _ = stderr.read_to_end(&mut seen);
         let out = child.wait_with_output().unwrap();
-        Login {
+        if system::pam_wrapper_could_not_start(&String::from_utf8_lossy(&seen)) {
+            return None;
+        }
+        Some(Login {
             success: out.status.success()
                 && String::from_utf8_lossy(&out.stdout).contains("successfully authenticated"),
             logs: syslog_lines(&seen),
-        }
+        })
     }
 
     pub fn login(&self, answer: &str) -> Login {
