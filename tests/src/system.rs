@@ -265,9 +265,12 @@ pub const PAM_WRAPPER_START_ATTEMPTS: usize = 5;
 /// Whether a process's stderr says pam_wrapper failed to start it. Two live
 /// processes racing for the same `/tmp/pam.X` slot usually end with one
 /// moving on to another slot ("File exists", harmless), but sometimes with
-/// "Failed to copy config files": then PAM falls back to the system's
-/// configuration. Nothing of the module ran, so starting the process again
-/// is safe and hides nothing.
+/// "Failed to copy config files" (PAM then falls back to the system's
+/// configuration) or in a copy libpam cannot read ("pam_start: failed to
+/// initialize handlers"). Nothing of the module ran, so starting the
+/// process again is safe and hides nothing.
 pub fn pam_wrapper_could_not_start(stderr: &str) -> bool {
     stderr.contains("pwrap_init: Failed to copy config files")
+        || (stderr.contains("pwrap_init: Failed to create pam_wrapper config dir")
+            && stderr.contains("pam_start: failed to initialize handlers"))
 }
