@@ -576,10 +576,15 @@ fn write_other_service(service_dir: &Path) {
         .unwrap_or_else(|e| panic!("cannot write the `other` service: {e}"));
 }
 
-/// pam_wrapper needs a free /tmp/pam.X directory per process (one
-/// character X: at most 62 processes at once, machine-wide). Bounding the
-/// drivers a test binary runs at once keeps parallel tests well inside that.
-const MAX_CONCURRENT_DRIVERS: usize = 8;
+/// pam_wrapper copies the service directory into a /tmp/pam.X directory
+/// per process (one character X, machine-wide). Two processes started at
+/// the same moment can end up with the same copy, that is with each other's
+/// service files: a scenario would then run another scenario's options or
+/// secret file (seen: a `nullok` outcome in a test without `nullok`). So
+/// the scenarios of a test binary run their drivers one at a time. (Races
+/// on purpose, in tests/tests/concurrency.rs, start identical processes
+/// from one service directory, where a shared copy changes nothing.)
+const MAX_CONCURRENT_DRIVERS: usize = 1;
 static RUNNING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
 
 struct DriverSlot;

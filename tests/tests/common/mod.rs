@@ -28,8 +28,6 @@ fn one_race_at_a_time() -> MutexGuard<'static, ()> {
 pub struct Rig {
     pub dir: PathBuf,
     module: Module,
-    /// The file as the rig was created with, to start a race again.
-    initial: String,
 }
 
 /// The outcome of one login.
@@ -63,11 +61,7 @@ impl Rig {
         ));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("services")).unwrap();
-        let rig = Rig {
-            dir,
-            module,
-            initial: file.to_owned(),
-        };
+        let rig = Rig { dir, module };
         fs::write(
             rig.dir.join("services/other"),
             "auth required pam_deny.so\n",
@@ -142,12 +136,13 @@ impl Rig {
     /// whether it succeeded, and all syslog lines.
     pub fn race(&self, answers: &[String]) -> (Vec<bool>, Vec<String>) {
         let _slot = one_race_at_a_time();
+        let before = self.contents();
         for _ in 1..system::PAM_WRAPPER_START_ATTEMPTS {
             match self.race_once(answers) {
                 Some(result) => return result,
                 // pam_wrapper could not start one of them: the race is not
                 // the one asked for. Run it again from the same file.
-                None => fs::write(self.secret(), &self.initial).unwrap(),
+                None => fs::write(self.secret(), &before).unwrap(),
             }
         }
         self.race_once(answers)
