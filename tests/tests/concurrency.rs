@@ -11,7 +11,6 @@ mod common;
 
 use common::{totp_now, Module, Rig, SECRET};
 use std::collections::BTreeSet;
-use std::path::Path;
 
 const PROCESSES: usize = 32;
 
@@ -87,8 +86,18 @@ fn rate_limit_holds_under_32_parallel_logins() {
     assert_eq!((judged, limited), (3, PROCESSES - 3), "{logs:#?}");
 }
 
-#[test]
-fn a_thousand_mixed_logins_lose_no_scratch_code() {
+/// What 1,000 mixed logins (25 races of 40) did to the scratch codes.
+struct Mixed {
+    /// Successful uses of each scratch code.
+    uses: Vec<usize>,
+    /// Scratch codes left in the file, and those that should be (never used).
+    left: BTreeSet<String>,
+    expected: BTreeSet<String>,
+    /// Batches after which the file did not parse, with the error.
+    corrupt: Vec<String>,
+}
+
+fn thousand_mixed_logins(module: Module) -> Mixed {
     let scratch: Vec<String> = (0..10)
         .map(|i| format!("{}", 20_000_000 + i * 1_111_111))
         .collect();
@@ -96,12 +105,13 @@ fn a_thousand_mixed_logins_lose_no_scratch_code() {
         "{SECRET}\n\" TOTP_AUTH\n\" DISALLOW_REUSE\n{}\n",
         scratch.join("\n")
     );
-    let rig = Rig::new("mixed", Module::Ours, &file, "noskewadj");
+    let rig = Rig::new("mixed", module, &file, "noskewadj");
+    let parse = |text: &str| pam_totp::secret_file::SecretFile::parse(text.as_bytes());
+    let mut uses = vec![0; scratch.len()];
+    let mut corrupt = Vec::new();
+    let mut attempts = 0;
     // Batches of 40 at once: a few uses of each scratch code, valid and
     // wrong TOTP codes and malformed input, in a fixed shuffled order.
-    let mut used_ok = Vec::new();
-    let mut attempts = 0;
-    let mut successes_per_scratch = vec![0; scratch.len()];
     for batch in 0..25 {
         let code = totp_now();
         let answers: Vec<String> = (0..40)
@@ -117,33 +127,60 @@ fn a_thousand_mixed_logins_lose_no_scratch_code() {
         let (results, _) = rig.race(&answers);
         attempts += answers.len();
         for (answer, ok) in answers.iter().zip(&results) {
-            if let Some(index) = scratch.iter().position(|s| s == answer) {
-                if *ok {
-                    successes_per_scratch[index] += 1;
-                    used_ok.push(answer.clone());
-                }
+            if let (Some(index), true) = (scratch.iter().position(|s| s == answer), *ok) {
+                uses[index] += 1;
             }
         }
-        // The file parses after every batch.
-        pam_totp::secret_file::SecretFile::parse(rig.contents().as_bytes())
-            .unwrap_or_else(|e| panic!("batch {batch}: file corrupt: {e}"));
+        if let Err(e) = parse(&rig.contents()) {
+            corrupt.push(format!("batch {batch}: {e}"));
+        }
     }
     assert_eq!(attempts, 1000);
-    assert!(
-        successes_per_scratch.iter().all(|&n| n <= 1),
-        "a scratch code worked twice: {successes_per_scratch:?}"
-    );
-    let final_file = pam_totp::secret_file::SecretFile::parse(rig.contents().as_bytes()).unwrap();
-    let left: BTreeSet<String> = final_file
-        .scratch_codes()
-        .map(|c| format!("{c:08}"))
-        .collect();
-    let expected: BTreeSet<String> = scratch
+    let left = parse(&rig.contents())
+        .map(|f| f.scratch_codes().map(|c| format!("{c:08}")).collect())
+        .unwrap_or_default();
+    let expected = scratch
         .iter()
-        .filter(|s| !used_ok.contains(s))
-        .cloned()
+        .zip(&uses)
+        .filter(|(_, &n)| n == 0)
+        .map(|(s, _)| s.clone())
         .collect();
-    assert_eq!(left, expected, "every scratch code not used is still there");
-    assert!(!used_ok.is_empty(), "the scenario used some scratch codes");
-    assert!(Path::new(&rig.secret()).exists());
+    Mixed {
+        uses,
+        left,
+        expected,
+        corrupt,
+    }
+}
+
+#[test]
+fn a_thousand_mixed_logins_lose_no_scratch_code() {
+    let ours = thousand_mixed_logins(Module::Ours);
+    assert!(ours.corrupt.is_empty(), "{:?}", ours.corrupt);
+    assert!(
+        ours.uses.iter().all(|&n| n <= 1),
+        "a scratch code worked twice: {:?}",
+        ours.uses
+    );
+    assert!(
+        ours.uses.contains(&1),
+        "the scenario used some scratch codes"
+    );
+    assert_eq!(
+        ours.left, ours.expected,
+        "every scratch code not used is still there"
+    );
+
+    let google = thousand_mixed_logins(Module::Google);
+    eprintln!(
+        "1,000 mixed logins: pam_totp: uses per scratch code {:?}, unused codes kept {}/{}; \
+         Google's module: uses per scratch code {:?}, unused codes kept {}/{}, corrupt after {} batches",
+        ours.uses,
+        ours.left.intersection(&ours.expected).count(),
+        ours.expected.len(),
+        google.uses,
+        google.left.intersection(&google.expected).count(),
+        google.expected.len(),
+        google.corrupt.len()
+    );
 }
