@@ -1,10 +1,13 @@
 //! Micro-benchmarks of the pure logic: code generation, verification at
-//! window 3 and 21, and a secret file's parse + write. Figures and the
-//! command that reproduces them are in BENCHMARKS.md.
+//! window 3 and 21, and a secret file's parse + write; and the HMAC keying
+//! that the clock-skew search could save (BENCHMARKS.md, problem 2).
+//! Figures and the command that reproduces them are in BENCHMARKS.md.
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use hmac::{Hmac, Mac};
 use pam_totp::otp::{hotp, time_step, Secret};
 use pam_totp::policy::{check_attempt, Options};
 use pam_totp::secret_file::SecretFile;
+use sha1::Sha1;
 
 const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 const NOW: u64 = 1_700_000_015;
@@ -62,5 +65,47 @@ fn file_format(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, generation, verification, file_format);
+/// The skew search's 6,001 codes as `otp::hotp` computes them, a new HMAC
+/// key set-up for each, against keying once and cloning the keyed state
+/// for each code: the inner and outer key blocks are the same for all.
+fn keying(c: &mut Criterion) {
+    let secret = Secret::from_base32(SECRET.as_bytes()).unwrap();
+    let truncate = |digest: &[u8]| {
+        let offset = usize::from(digest[19] & 0x0f);
+        u32::from_be_bytes([
+            digest[offset] & 0x7f,
+            digest[offset + 1],
+            digest[offset + 2],
+            digest[offset + 3],
+        ]) % 1_000_000
+    };
+    let first = time_step(NOW, 30) - 3000;
+    let keyed_once = |keyed: &Hmac<Sha1>, counter: u64| {
+        let mut mac = keyed.clone();
+        mac.update(&counter.to_be_bytes());
+        truncate(&mac.finalize().into_bytes())
+    };
+    // Both ways must give the same codes, or the comparison means nothing.
+    let keyed = <Hmac<Sha1> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+    for counter in first..first + 100 {
+        assert_eq!(keyed_once(&keyed, counter), hotp(&secret, counter));
+    }
+    c.bench_function("keying/6,001 codes, keyed per code (otp::hotp)", |b| {
+        b.iter(|| {
+            (first..=first + 6000)
+                .map(|counter| hotp(black_box(&secret), counter))
+                .fold(0u32, |acc, code| acc ^ code)
+        })
+    });
+    c.bench_function("keying/6,001 codes, keyed once", |b| {
+        b.iter(|| {
+            let keyed = <Hmac<Sha1> as Mac>::new_from_slice(black_box(secret.as_bytes())).unwrap();
+            (first..=first + 6000)
+                .map(|counter| keyed_once(&keyed, counter))
+                .fold(0u32, |acc, code| acc ^ code)
+        })
+    });
+}
+
+criterion_group!(benches, generation, verification, file_format, keying);
 criterion_main!(benches);
