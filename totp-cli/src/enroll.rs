@@ -292,7 +292,10 @@ struct Session<'s> {
 }
 
 impl Session<'_> {
-    fn screen(&self, lines_after: usize) -> Screen {
+    /// The screen the key is shown on. With a code check the prompt alone
+    /// follows the drawing; otherwise the key URI, the code and the next
+    /// question (allowing two lines for a long URI).
+    fn screen(&self, code_check: bool) -> Screen {
         let chosen = if self.output_is_terminal {
             QrMode::Utf8
         } else {
@@ -302,7 +305,8 @@ impl Session<'_> {
             mode: self.options.qr_mode.unwrap_or(chosen),
             no_terminal: self.options.qr_mode.is_none() && !self.output_is_terminal,
             size: self.terminal_size,
-            lines_after,
+            lines_after: if code_check { 1 } else { 6 },
+            uri_on_request: code_check,
         }
     }
 
@@ -457,8 +461,7 @@ pub fn enroll<R: TryCryptoRng + ?Sized>(
         &issuer,
     )?;
     let checking = options.confirm && kind == Kind::Time;
-    // Under the drawing: the code prompt, or the code and the next question.
-    let screen = session.screen(if checking { 1 } else { 3 });
+    let screen = session.screen(checking);
     let drawing = show::prepare(&key.text(), &screen)?;
     if !quiet {
         let out = prompter.output();
@@ -515,7 +518,7 @@ fn unattended<R: TryCryptoRng + ?Sized>(
         label,
         issuer,
     )?;
-    let screen = session.screen(2);
+    let screen = session.screen(false);
     // Drawn first: a key too big for a QR code stops us before the write.
     let drawing = show::prepare(&key.text(), &screen)?;
     session.write(&plan, &key, session.options.force)?;
