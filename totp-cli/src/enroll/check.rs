@@ -100,12 +100,12 @@ impl CodeCheck<'_> {
             let off = (step as i64 - current as i64) * i64::from(self.step_seconds);
             let size = duration(off.unsigned_abs());
             let (when, direction) = if off > 0 {
-                (format!("due in {size}"), "ahead of")
+                (format!("will be right in {size}"), "ahead of")
             } else {
-                (format!("of {size} ago"), "behind")
+                (format!("was right {size} ago"), "behind")
             };
             return Reply::Wrong(format!(
-                "That code is the one {when}: the phone's clock is about {size} {direction} \
+                "That code {when}: the phone's clock is about {size} {direction} \
                  this computer's. Set both to the network time and type the code the app \
                  shows then."
             ));
