@@ -121,6 +121,11 @@ if [ -f "$repo/SECURITY.md" ]; then
     gzip -9n <"$repo/SECURITY.md" >"$doc/SECURITY.md.gz"
 fi
 install -m 0644 "$packaging"/examples/* "$doc/examples/"
+# fail2ban: the filter where fail2ban looks for it (a conffile; harmless
+# without fail2ban), the jail as an example to copy, disabled.
+install -d "$root/etc/fail2ban/filter.d"
+install -m 0644 "$packaging/fail2ban/filter.d/pam-totp.conf" "$root/etc/fail2ban/filter.d/pam-totp.conf"
+install -m 0644 "$packaging/fail2ban/jail.d/pam-totp.conf" "$doc/examples/fail2ban-jail.conf"
 
 # The copyright file names every crate linked into the binaries.
 cargo tree -p pam_totp -p totp-cli -e normal,no-proc-macro --prefix none --format '{p}' \
@@ -130,6 +135,8 @@ perl "$packaging/bundled-copyright.pl" "$packaging/debian/copyright" \
     "$work/crates.txt" "$work/metadata.json" >"$doc/copyright"
 chmod 0644 "$doc/copyright"
 
+printf '%s\n' /etc/fail2ban/filter.d/pam-totp.conf >"$root/DEBIAN/conffiles"
+chmod 0644 "$root/DEBIAN/conffiles"
 for script in postinst prerm postrm; do
     install -m 0755 "$packaging/debian/$script" "$root/DEBIAN/$script"
 done
@@ -151,7 +158,7 @@ fi
 
 (
     cd "$root"
-    find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z \
+    find . \( -path ./DEBIAN -o -path ./etc \) -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z \
         | xargs -0 md5sum >DEBIAN/md5sums
 )
 chmod 0644 "$root/DEBIAN/md5sums" "$root/DEBIAN/control"

@@ -57,6 +57,8 @@ expect -rw-r--r-- usr/share/man/man1/totp-enroll.1.gz
 expect -rw-r--r-- usr/share/doc/pam-totp/copyright
 expect -rw-r--r-- usr/share/doc/pam-totp/changelog.Debian.gz
 expect -rw-r--r-- usr/share/pam-configs/pam-totp
+expect -rw-r--r-- etc/fail2ban/filter.d/pam-totp.conf
+expect -rw-r--r-- usr/share/doc/pam-totp/examples/fail2ban-jail.conf
 
 unpacked=$(mktemp -d)
 trap 'rm -rf "$unpacked"' EXIT
