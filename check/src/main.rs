@@ -324,7 +324,11 @@ fn check(args: &Args, report: &mut Report) {
             match sshd.settings_for(&account.name) {
                 Ok(settings) => match ssh_verdict(&settings, stack, account, &world) {
                     Ok(how) => ways_in.push(format!("sshd: {how}")),
-                    Err(why) => refusals.push(format!("sshd: {why}")),
+                    Err(SshRefusal::ByPam(why)) => refusals.push(format!("sshd: {why}")),
+                    Err(SshRefusal::BeforePam(why)) => report.info(&format!(
+                        "{}: no SSH access whatever PAM says: {why}",
+                        account.name
+                    )),
                 },
                 Err(e) => {
                     report.error(format!("sshd: {e}"));
@@ -388,13 +392,20 @@ fn check_pam_lines(world: &World, report: &mut Report) {
     }
     for (origin, args) in lines {
         match ModuleOptions::parse(&args) {
-            Ok(_) => report.info(&format!("ok    {origin}: pam_totp.so {}", args.join(" "))),
+            Ok(_) => report.info(&format!("ok    {origin}: {}", module_text(&args))),
             Err(e) => report.error(format!(
-                "{origin}: pam_totp.so {}: {e} (the module fails every login through this line)",
-                args.join(" ")
+                "{origin}: {}: {e} (the module fails every login through this line)",
+                module_text(&args)
             )),
         }
     }
+}
+
+fn module_text(args: &[String]) -> String {
+    std::iter::once("pam_totp.so".to_owned())
+        .chain(args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn show_sshd(settings: &sshd::Settings, stack: &[pam_conf::Entry], report: &mut Report) {
@@ -464,7 +475,12 @@ fn pam_verdict(
     let mut steps = Vec::new();
     let walk = stack::walk(stack, &mut |line| {
         let (outcome, reason) = module_result(line, account, world, password_method);
-        if outcome == Outcome::Success {
+        let counts = match outcome {
+            Outcome::Success => line.name() != "pam_permit.so",
+            Outcome::Ignore => line.name() == "pam_totp.so",
+            _ => false,
+        };
+        if counts {
             steps.push(reason.clone());
         }
         (outcome, reason)
@@ -618,15 +634,24 @@ fn totp_result(line: &ModuleLine, account: &Account, world: &World) -> (Outcome,
     }
 }
 
+/// Why sshd would not let a user in.
+enum SshRefusal {
+    /// sshd stops the user before PAM is asked (AllowUsers, no key,
+    /// PermitRootLogin): not something pam_totp changes.
+    BeforePam(String),
+    /// Some way in reaches PAM, and PAM refuses.
+    ByPam(String),
+}
+
 /// Whether sshd lets `account` in, by some AuthenticationMethods list.
 fn ssh_verdict(
     settings: &sshd::Settings,
     stack: &[pam_conf::Entry],
     account: &Account,
     world: &World,
-) -> Result<String, String> {
+) -> Result<String, SshRefusal> {
     if let Some(why) = sshd::users_rule(settings, &account.name) {
-        return Err(why);
+        return Err(SshRefusal::BeforePam(why));
     }
     let root_rule = if account.uid == 0 {
         settings.permit_root_login.as_str()
@@ -634,13 +659,14 @@ fn ssh_verdict(
         "yes"
     };
     if root_rule == "no" {
-        return Err("PermitRootLogin no".into());
+        return Err(SshRefusal::BeforePam("PermitRootLogin no".into()));
     }
     let root_key_only = matches!(
         root_rule,
         "prohibit-password" | "without-password" | "forced-commands-only"
     );
     let mut why_not = Vec::new();
+    let mut reached_pam = false;
     'alternatives: for alternative in &settings.methods {
         let mut how = Vec::new();
         for method in alternative {
@@ -664,14 +690,20 @@ fn ssh_verdict(
                 "keyboard-interactive" if !settings.use_pam => {
                     Err("UsePAM no: keyboard-interactive has nothing to ask".to_owned())
                 }
-                "keyboard-interactive" => pam_verdict(stack, account, world, false)
-                    .map_err(|why| format!("PAM (/etc/pam.d/sshd): {why}")),
+                "keyboard-interactive" => {
+                    reached_pam = true;
+                    pam_verdict(stack, account, world, false)
+                        .map_err(|why| format!("PAM (/etc/pam.d/sshd): {why}"))
+                }
                 "password" if root_key_only => {
                     Err(format!("PermitRootLogin {root_rule} forbids passwords"))
                 }
                 "password" if !settings.password => Err("PasswordAuthentication no".to_owned()),
-                "password" if settings.use_pam => pam_verdict(stack, account, world, true)
-                    .map_err(|why| format!("password through PAM: {why}")),
+                "password" if settings.use_pam => {
+                    reached_pam = true;
+                    pam_verdict(stack, account, world, true)
+                        .map_err(|why| format!("password through PAM: {why}"))
+                }
                 "password" if account.has_password() => Ok("password".to_owned()),
                 "password" => Err("no password".to_owned()),
                 other => Ok(format!("{other} (not checked)")),
@@ -686,7 +718,12 @@ fn ssh_verdict(
         }
         return Ok(how.join(", then "));
     }
-    Err(why_not.join("; "))
+    let why = why_not.join("; ");
+    Err(if reached_pam {
+        SshRefusal::ByPam(why)
+    } else {
+        SshRefusal::BeforePam(why)
+    })
 }
 
 fn has_key(settings: &sshd::Settings, account: &Account, world: &World) -> bool {
