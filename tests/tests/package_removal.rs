@@ -129,7 +129,7 @@ fn assert_warns(output: &str, what: &str) {
         output.contains("pam-totp: WARNING: pam_totp.so is removed")
             && output.contains(&format!("{PAM_FILE}:2:auth required pam_totp.so"))
             && output.contains("Module is unknown")
-            && output.contains("apt install pam-totp"),
+            && output.contains("reinstall pam-totp"),
         "{what} must warn, naming the file, the line and the fix:\n{output}"
     );
 }
