@@ -72,8 +72,8 @@ multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 # Only the two crates that are shipped: the tests crate and the benchmarks
 # are not needed for the package.
 if [ "$build" = yes ]; then
-    echo "build-deb: cargo build --release -p pam_totp -p totp-cli" >&2
-    cargo build --release -p pam_totp -p totp-cli
+    echo "build-deb: cargo build --release -p pam_totp -p totp-cli -p pam_totp_check" >&2
+    cargo build --release -p pam_totp -p totp-cli -p pam_totp_check
 fi
 
 target_dir=$(cargo metadata --format-version 1 --no-deps \
@@ -81,7 +81,8 @@ target_dir=$(cargo metadata --format-version 1 --no-deps \
 [ -n "$target_dir" ] || die "cannot find cargo's target directory"
 module="$target_dir/release/libpam_totp.so"
 enroll="$target_dir/release/totp-enroll"
-for file in "$module" "$enroll"; do
+check="$target_dir/release/pam_totp-check"
+for file in "$module" "$enroll" "$check"; do
     [ -f "$file" ] || die "$file is missing: build with cargo build --release -p pam_totp -p totp-cli"
 done
 
@@ -108,9 +109,13 @@ strip --remove-section=.comment --remove-section=.note --strip-unneeded \
     "$root/usr/lib/$multiarch/security/pam_totp.so"
 install -m 0755 "$enroll" "$root/usr/bin/totp-enroll"
 strip --remove-section=.comment --remove-section=.note "$root/usr/bin/totp-enroll"
+install -d "$root/usr/sbin"
+install -m 0755 "$check" "$root/usr/sbin/pam_totp-check"
+strip --remove-section=.comment --remove-section=.note "$root/usr/sbin/pam_totp-check"
 
 gzip -9n <"$packaging/man/pam_totp.8" >"$root/usr/share/man/man8/pam_totp.8.gz"
 gzip -9n <"$packaging/man/totp-enroll.1" >"$root/usr/share/man/man1/totp-enroll.1.gz"
+gzip -9n <"$packaging/man/pam_totp-check.8" >"$root/usr/share/man/man8/pam_totp-check.8.gz"
 
 install -m 0644 "$packaging/pam-configs/pam-totp" "$root/usr/share/pam-configs/pam-totp"
 
@@ -121,15 +126,22 @@ if [ -f "$repo/SECURITY.md" ]; then
     gzip -9n <"$repo/SECURITY.md" >"$doc/SECURITY.md.gz"
 fi
 install -m 0644 "$packaging"/examples/* "$doc/examples/"
+# fail2ban: the filter where fail2ban looks for it (a conffile; harmless
+# without fail2ban), the jail as an example to copy, disabled.
+install -d "$root/etc/fail2ban/filter.d"
+install -m 0644 "$packaging/fail2ban/filter.d/pam-totp.conf" "$root/etc/fail2ban/filter.d/pam-totp.conf"
+install -m 0644 "$packaging/fail2ban/jail.d/pam-totp.conf" "$doc/examples/fail2ban-jail.conf"
 
 # The copyright file names every crate linked into the binaries.
-cargo tree -p pam_totp -p totp-cli -e normal,no-proc-macro --prefix none --format '{p}' \
+cargo tree -p pam_totp -p totp-cli -p pam_totp_check -e normal,no-proc-macro --prefix none --format '{p}' \
     >"$work/crates.txt"
 cargo metadata --format-version 1 >"$work/metadata.json"
 perl "$packaging/bundled-copyright.pl" "$packaging/debian/copyright" \
     "$work/crates.txt" "$work/metadata.json" >"$doc/copyright"
 chmod 0644 "$doc/copyright"
 
+printf '%s\n' /etc/fail2ban/filter.d/pam-totp.conf >"$root/DEBIAN/conffiles"
+chmod 0644 "$root/DEBIAN/conffiles"
 for script in postinst prerm postrm; do
     install -m 0755 "$packaging/debian/$script" "$root/DEBIAN/$script"
 done
@@ -144,14 +156,15 @@ fi
     # Depends: the libraries the two ELF files link (libc6, libpam0g, libgcc-s1).
     dpkg-shlibdeps -Tdebian/pam-totp.substvars \
         "debian/pam-totp/usr/lib/$multiarch/security/pam_totp.so" \
-        debian/pam-totp/usr/bin/totp-enroll
+        debian/pam-totp/usr/bin/totp-enroll \
+        debian/pam-totp/usr/sbin/pam_totp-check
     # Computes Installed-Size and fills in ${shlibs:Depends}.
     dpkg-gencontrol -ppam-totp -Pdebian/pam-totp -Tdebian/pam-totp.substvars
 )
 
 (
     cd "$root"
-    find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z \
+    find . \( -path ./DEBIAN -o -path ./etc \) -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z \
         | xargs -0 md5sum >DEBIAN/md5sums
 )
 chmod 0644 "$root/DEBIAN/md5sums" "$root/DEBIAN/control"

@@ -54,9 +54,13 @@ expect -rw-r--r-- "usr/lib/$multiarch/security/pam_totp.so"
 expect -rwxr-xr-x usr/bin/totp-enroll
 expect -rw-r--r-- usr/share/man/man8/pam_totp.8.gz
 expect -rw-r--r-- usr/share/man/man1/totp-enroll.1.gz
+expect -rwxr-xr-x usr/sbin/pam_totp-check
+expect -rw-r--r-- usr/share/man/man8/pam_totp-check.8.gz
 expect -rw-r--r-- usr/share/doc/pam-totp/copyright
 expect -rw-r--r-- usr/share/doc/pam-totp/changelog.Debian.gz
 expect -rw-r--r-- usr/share/pam-configs/pam-totp
+expect -rw-r--r-- etc/fail2ban/filter.d/pam-totp.conf
+expect -rw-r--r-- usr/share/doc/pam-totp/examples/fail2ban-jail.conf
 
 unpacked=$(mktemp -d)
 trap 'rm -rf "$unpacked"' EXIT

@@ -1,0 +1,96 @@
+//! Shared by the operations tests (examples, fail2ban, pre-flight check,
+//! package removal): skipping loudly, running tools, the repository's files.
+#![allow(dead_code)] // each test file uses a different part
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository's top directory.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the repository")
+        .to_path_buf()
+}
+
+/// Whether a skipped test must fail instead: CI sets PAM_TOTP_REQUIRE_ALL=1
+/// so that a missing package or missing root cannot pass as green.
+pub fn require_all() -> bool {
+    std::env::var("PAM_TOTP_REQUIRE_ALL").is_ok_and(|v| v == "1")
+}
+
+/// Skips the calling test loudly (returns true) when `missing` says what is
+/// missing; under PAM_TOTP_REQUIRE_ALL=1 it fails instead.
+pub fn skip_unless(available: bool, missing: &str) -> bool {
+    if available {
+        return false;
+    }
+    assert!(
+        !require_all(),
+        "PAM_TOTP_REQUIRE_ALL=1 but this test cannot run: {missing}"
+    );
+    eprintln!("SKIPPED (not a pass): {missing}");
+    true
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Whether `program` is on PATH (or an absolute path that exists).
+pub fn have(program: &str) -> bool {
+    if program.starts_with('/') {
+        return Path::new(program).exists();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+/// Runs `cmd`, panicking with its output unless it succeeds.
+pub fn run(cmd: &mut Command) -> Output {
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The local time as syslog writes it (`Dec  2 11:30:00`), for log lines
+/// that fail2ban must see as recent.
+pub fn syslog_now() -> String {
+    let out = run(Command::new("date").arg("+%b %e %H:%M:%S"));
+    stdout(&out).trim_end().to_owned()
+}
+
+/// Makes the harness load our module under its installed file name,
+/// `pam_totp.so`, so that libpam names it in log lines as on a real system
+/// (`pam_totp(sshd:auth): ...`; the workspace's `libpam_totp.so` would be
+/// logged as `libpam_totp(...)`). Copies the build under test once per
+/// test process and points `PAM_TOTP_MODULE` at the copy.
+pub fn use_installed_module_name() {
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        let built = pam_totp_tests::system::our_module();
+        if built.file_name().is_some_and(|n| n == "pam_totp.so") {
+            return built;
+        }
+        let dir = std::env::temp_dir().join(format!("to_module-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let copy = dir.join("pam_totp.so");
+        std::fs::copy(&built, &copy).unwrap();
+        // Set once, before any scenario of this process is created, and
+        // never changed again.
+        std::env::set_var("PAM_TOTP_MODULE", &copy);
+        copy
+    });
+}
