@@ -113,8 +113,22 @@ impl Rig {
     /// and returns the secret read back from the file.
     fn enroll(&self) -> String {
         run(Command::new("totp-enroll").args([
-            "--user", &self.user, "-t", "-d", "-f", "-r", "10", "-R", "30", "-w", "3", "-e", "5",
-            "-Q", "NONE", "-q",
+            "--user",
+            &self.user,
+            "-t",
+            "-d",
+            "--unattended",
+            "-r",
+            "10",
+            "-R",
+            "30",
+            "-w",
+            "3",
+            "-e",
+            "5",
+            "-Q",
+            "NONE",
+            "-q",
         ]));
         let file = self.home().join(".google_authenticator");
         let meta = fs::metadata(&file).unwrap();
