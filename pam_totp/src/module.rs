@@ -58,6 +58,8 @@ pub trait Pam {
     fn set_authtok(&mut self, value: &[u8]) -> bool;
     /// Asks the user; `None` if the conversation failed.
     fn ask(&mut self, prompt: &str, echo: bool) -> Option<Zeroizing<Vec<u8>>>;
+    /// Shows the user an error message (PAM_ERROR_MSG); no answer.
+    fn tell_error(&mut self, message: &str);
     fn log(&self, priority: Priority, message: &str);
 }
 
@@ -589,6 +591,11 @@ impl Session<'_> {
             UpdateError::Store(e) => Failure::File(e),
             UpdateError::Parse(e) => Failure::Parse(e),
         })?;
+        if let Saved::Failed(error) = &committed.saved {
+            if let Some(text) = write_error_for_user(error) {
+                self.pam.tell_error(&text);
+            }
+        }
         Ok(committed.outcome.map(|attempt| Settled {
             decision: attempt.decision,
             candidate: attempt.candidate,
@@ -663,6 +670,19 @@ impl BeforeCommit<Option<Attempt>> for CheckAdapter<'_> {
             decided.changed = attempt.decision.changes.any();
         }
     }
+}
+
+/// The message the user sees when the file could not be written for a
+/// reason of the system rather than of the login (a full or read-only disk,
+/// an I/O error), worded as the reference module words it.
+fn write_error_for_user(error: &StoreError) -> Option<String> {
+    let StoreError::Io { error, .. } = error else {
+        return None;
+    };
+    let errno = nix::errno::Errno::from_raw(error.raw_os_error()?);
+    use nix::errno::Errno::{EDQUOT, EIO, ENOSPC, EPERM, EROFS};
+    matches!(errno, EPERM | ENOSPC | EROFS | EIO | EDQUOT)
+        .then(|| format!("Error \"{}\" while writing config", errno.desc()))
 }
 
 /// What the first look at the secret file found.

@@ -27,6 +27,8 @@ struct FakePam {
     answers: VecDeque<String>,
     conversation_fails: bool,
     prompts: Vec<(String, bool)>,
+    /// PAM_ERROR_MSG texts shown.
+    errors: Vec<String>,
     logs: std::cell::RefCell<Vec<(Priority, String)>>,
 }
 
@@ -51,6 +53,9 @@ impl Pam for FakePam {
             None if self.conversation_fails => None,
             None => panic!("unexpected prompt {prompt:?}: no answer scripted"),
         }
+    }
+    fn tell_error(&mut self, message: &str) {
+        self.errors.push(message.to_owned());
     }
     fn log(&self, priority: Priority, message: &str) {
         self.logs.borrow_mut().push((priority, message.to_owned()));
@@ -620,6 +625,9 @@ fn hostile_codes_table() {
         fn ask(&mut self, _: &str, _: bool) -> Option<Zeroizing<Vec<u8>>> {
             Some(Zeroizing::new(b"\xff\xfe\x80123".to_vec()))
         }
+        fn tell_error(&mut self, message: &str) {
+            self.0.tell_error(message)
+        }
         fn log(&self, priority: Priority, message: &str) {
             self.0.log(priority, message)
         }
@@ -815,4 +823,23 @@ fn commit_check_has_the_last_word_and_the_attempt_is_still_saved() {
         "{}",
         s.contents()
     );
+}
+
+#[test]
+fn system_write_errors_are_shown_to_the_user_in_the_reference_wording() {
+    let io = |errno: i32| StoreError::Io {
+        action: "write the temporary file",
+        error: std::io::Error::from_raw_os_error(errno),
+    };
+    assert_eq!(
+        write_error_for_user(&io(libc::ENOSPC)).as_deref(),
+        Some("Error \"No space left on device\" while writing config")
+    );
+    assert_eq!(
+        write_error_for_user(&io(libc::EROFS)).as_deref(),
+        Some("Error \"Read-only file system\" while writing config")
+    );
+    // Not a system problem: only logged.
+    assert_eq!(write_error_for_user(&io(libc::EISDIR)), None);
+    assert_eq!(write_error_for_user(&StoreError::LockTimeout), None);
 }
