@@ -504,13 +504,14 @@ impl Session<'_> {
         // Without forward_pass, the prompt takes the bare code only.
         let bare_only = source == Source::Prompt && !self.options.forward_pass;
         let candidates = code_candidates(input, bare_only);
-        let mut codes: Vec<&[u8]> = candidates.iter().map(|c| c.code).collect();
-        if codes.is_empty() {
-            // Nothing code-shaped: judged as it is, so the log says why. It
-            // cannot log in: 6 digits would have been a candidate, and an
-            // 8-digit input starting with 0 is below every scratch code.
-            codes.push(input);
-        }
+        let codes: Vec<&[u8]> = candidates.iter().map(|c| c.code).collect();
+        // With nothing code-shaped, nothing is checked; the log says why.
+        let no_candidate = match crate::otp::Code::parse(input) {
+            _ if !codes.is_empty() => None,
+            Ok(crate::otp::Code::Otp(_)) => Some(Rejected::WrongCode),
+            Ok(crate::otp::Code::Scratch(_)) => Some(Rejected::WrongScratchCode),
+            Err(why) => Some(Rejected::Malformed(why)),
+        };
         let now = self.clock.now();
         let (policy_options, grace, host) = (
             self.options.policy,
@@ -522,6 +523,11 @@ impl Session<'_> {
             let checked = policy::check_candidates(file, &codes, now, &policy_options, pass);
             hotp_missed = checked.hotp_missed;
             let mut decision = checked.decision;
+            if let (Some(why), Err(Rejected::Malformed(crate::otp::MalformedCode::Empty))) =
+                (no_candidate, decision.verdict)
+            {
+                decision.verdict = Err(why);
+            }
             if let (Ok(_), Some(_), Some(host)) = (decision.verdict, grace, &host) {
                 let bookkeeping = policy::record_grace_login(file, host, now);
                 decision.changes.bookkeeping |= bookkeeping.bookkeeping;
