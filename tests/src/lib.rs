@@ -46,6 +46,7 @@
 //! assert_eq!(outcome.code, code::PAM_SUCCESS, "{outcome}");
 //! ```
 
+pub mod conversation;
 pub mod oath;
 pub mod outcome;
 pub mod scenario;
