@@ -9,6 +9,7 @@
 //!   codes, clock skew, grace period), with time as a parameter;
 //! - [`options`] and [`path`]: the module arguments and `secret=` expansion;
 //! - [`store`]: every read and write of a secret file;
+//! - [`locked_update`]: the one locked read-decide-write path;
 //! - [`module`]: one authentication from start to end;
 //! - [`sys`]: libpam's C declarations and numbers that pam-sys lacks or gets
 //!   wrong, shared with the test driver and harness;
@@ -22,6 +23,8 @@
 #[forbid(unsafe_code)]
 pub mod clock;
 mod ffi;
+#[forbid(unsafe_code)]
+pub mod locked_update;
 #[forbid(unsafe_code)]
 pub mod module;
 #[forbid(unsafe_code)]
