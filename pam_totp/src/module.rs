@@ -29,7 +29,7 @@ use crate::path::{self, PathError, DEFAULT_SECRET_PATH};
 use crate::policy::{self, in_grace_period, Accepted, Decision, Rejected};
 use crate::secret_file::{ParseError, SecretFile};
 use crate::store::{self, AccessRules, Identity, StoreError};
-use nix::unistd::User;
+use nix::unistd::{Gid, Uid, User};
 use std::fmt;
 use std::path::PathBuf;
 use zeroize::Zeroizing;
@@ -168,9 +168,50 @@ pub fn authenticate_with<A: AsRef<[u8]>>(
     clock: &dyn Clock,
     commit_check: &mut dyn CommitCheck,
 ) -> Status {
+    authenticate_with_accounts(pam, args, clock, &SystemAccounts, commit_check)
+}
+
+/// A user's account, as the module needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub uid: Uid,
+    pub gid: Gid,
+    pub home: PathBuf,
+}
+
+/// Where user names are looked up: the system's user database
+/// ([`SystemAccounts`]) in the module; a fixed table in tests and the fuzz
+/// target, so they need neither root nor real users.
+pub trait Accounts {
+    /// `None` when there is no such user (or the lookup failed).
+    fn lookup(&self, name: &str) -> Option<Account>;
+}
+
+/// The system's user database (getpwnam_r, through NSS).
+pub struct SystemAccounts;
+
+impl Accounts for SystemAccounts {
+    fn lookup(&self, name: &str) -> Option<Account> {
+        User::from_name(name).ok().flatten().map(|user| Account {
+            uid: user.uid,
+            gid: user.gid,
+            home: user.dir,
+        })
+    }
+}
+
+/// [`authenticate_with`] with the user database given.
+pub fn authenticate_with_accounts<A: AsRef<[u8]>>(
+    pam: &mut dyn Pam,
+    args: &[A],
+    clock: &dyn Clock,
+    accounts: &dyn Accounts,
+    commit_check: &mut dyn CommitCheck,
+) -> Status {
     let mut session = Session {
         pam,
         clock,
+        accounts,
         commit_check,
         options: ModuleOptions::default(),
         user: None,
@@ -188,6 +229,7 @@ pub fn authenticate_with<A: AsRef<[u8]>>(
 struct Session<'a> {
     pam: &'a mut dyn Pam,
     clock: &'a dyn Clock,
+    accounts: &'a dyn Accounts,
     commit_check: &'a mut dyn CommitCheck,
     options: ModuleOptions,
     user: Option<String>,
@@ -316,14 +358,14 @@ impl Session<'_> {
     /// Resolves the file's path and the identity it is accessed with.
     /// `Ok(None)` when the user has no account.
     fn locate(&self, user: &str) -> Result<Option<Target>, Failure> {
-        let Some(account) = User::from_name(user).ok().flatten() else {
+        let Some(account) = self.accounts.lookup(user) else {
             return Ok(None);
         };
         let file_account = match &self.options.file_user {
             None => account.clone(),
-            Some(name) => User::from_name(name)
-                .ok()
-                .flatten()
+            Some(name) => self
+                .accounts
+                .lookup(name)
                 .ok_or_else(|| Failure::UnknownFileUser(name.clone()))?,
         };
         let template = self
@@ -331,7 +373,7 @@ impl Session<'_> {
             .secret_path
             .as_deref()
             .unwrap_or(DEFAULT_SECRET_PATH);
-        let path = path::expand(template, user, &account.dir).map_err(Failure::Path)?;
+        let path = path::expand(template, user, &account.home).map_err(Failure::Path)?;
         Ok(Some(Target {
             path,
             identity: Identity {
