@@ -652,7 +652,7 @@ struct Finished {
 
 impl Finished {
     fn could_not_start(&self) -> bool {
-        system::pam_wrapper_could_not_start(&self.stderr)
+        system::pam_wrapper_could_not_start(&self.stderr, &self.stdout)
     }
 }
 
