@@ -137,3 +137,56 @@ impl Drop for Responses {
         unsafe { libc::free(self.array.cast::<c_void>()) };
     }
 }
+
+/// How a conversation answers one message: `Ok(Some(answer))`,
+/// `Ok(None)` for no answer (messages that take none), `Err(code)` to fail
+/// the whole call with that PAM code.
+pub type Reply = Result<Option<std::ffi::CString>, c_int>;
+
+/// The body of a conversation function: reads the messages, asks `reply`
+/// for each (with the application's state `S`, the `appdata_ptr` it gave
+/// pam_start), and hands the answers to libpam. A panic becomes
+/// PAM_CONV_ERR instead of unwinding into libpam.
+///
+/// # Safety
+/// The arguments are those libpam passed the conversation function, and
+/// `appdata_ptr` points to an `S` that outlives the PAM handle and that
+/// nothing else refers to while libpam calls back (the same thread).
+pub unsafe fn converse<S>(
+    num_msg: c_int,
+    msg: *mut *const PamMessage,
+    resp: *mut *mut PamResponse,
+    appdata_ptr: *mut c_void,
+    reply: fn(&mut S, &Message) -> Reply,
+) -> c_int {
+    use pam_totp::sys::{PAM_BUF_ERR, PAM_CONV_ERR, PAM_SUCCESS};
+    let body = || {
+        if resp.is_null() || appdata_ptr.is_null() {
+            return PAM_CONV_ERR;
+        }
+        // SAFETY: `msg` and `num_msg` as libpam passed them (contract).
+        let Some(messages) = (unsafe { read_messages(num_msg, msg) }) else {
+            return PAM_CONV_ERR;
+        };
+        // SAFETY: a valid, unshared `S` for the call (contract).
+        let state = unsafe { &mut *appdata_ptr.cast::<S>() };
+        let Some(mut responses) = Responses::new(messages.len()) else {
+            return PAM_BUF_ERR;
+        };
+        for (i, message) in messages.iter().enumerate() {
+            match reply(state, message) {
+                Ok(None) => {}
+                Ok(Some(answer)) => {
+                    if !responses.answer(i, &answer) {
+                        return PAM_BUF_ERR;
+                    }
+                }
+                Err(code) => return code,
+            }
+        }
+        // SAFETY: `resp` is libpam's out-pointer for this call (contract).
+        unsafe { responses.hand_over(resp) };
+        PAM_SUCCESS
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(PAM_CONV_ERR)
+}

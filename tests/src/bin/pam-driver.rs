@@ -48,11 +48,11 @@ use libc::{c_char, c_int, c_uint, c_void};
 use pam_sys::raw;
 use pam_totp::sys::{
     self, return_code_name as code_name, FailDelayFn, PamConv, PamHandle, PamMessage, PamResponse,
-    PAM_AUTHTOK, PAM_BUF_ERR, PAM_CONV_ERR, PAM_ERROR_MSG, PAM_ESTABLISH_CRED, PAM_FAIL_DELAY,
+    PAM_AUTHTOK, PAM_CONV_ERR, PAM_ERROR_MSG, PAM_ESTABLISH_CRED, PAM_FAIL_DELAY,
     PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_RHOST, PAM_RUSER, PAM_SILENT, PAM_SUCCESS,
     PAM_TEXT_INFO, PAM_TTY,
 };
-use pam_totp_tests::conversation::{read_messages, Responses};
+use pam_totp_tests::conversation::{self, Message, Reply};
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io::{self, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -236,55 +236,26 @@ extern "C" fn converse(
     resp: *mut *mut PamResponse,
     appdata_ptr: *mut c_void,
 ) -> c_int {
-    // A panic must not unwind into libpam; it would abort the process anyway.
-    catch_unwind(AssertUnwindSafe(|| {
-        converse_inner(num_msg, msg, resp, appdata_ptr)
-    }))
-    .unwrap_or(PAM_CONV_ERR)
+    // SAFETY: libpam's arguments, and appdata_ptr is the `Conversation`
+    // run() gave pam_start: it outlives the handle, and libpam calls back on
+    // run()'s thread only, so no other reference to it is live.
+    unsafe { conversation::converse(num_msg, msg, resp, appdata_ptr, reply) }
 }
 
-fn converse_inner(
-    num_msg: c_int,
-    msg: *mut *const PamMessage,
-    resp: *mut *mut PamResponse,
-    appdata_ptr: *mut c_void,
-) -> c_int {
-    if resp.is_null() || appdata_ptr.is_null() {
-        return PAM_CONV_ERR;
-    }
-    // SAFETY: `msg` and `num_msg` as libpam passed them to this callback.
-    let Some(messages) = (unsafe { read_messages(num_msg, msg) }) else {
-        return PAM_CONV_ERR;
+/// Records each message and answers the prompts from the script.
+fn reply(conv: &mut Conversation, message: &Message) -> Reply {
+    let style = match message.style {
+        PAM_PROMPT_ECHO_OFF => "echo_off".to_owned(),
+        PAM_PROMPT_ECHO_ON => "echo_on".to_owned(),
+        PAM_ERROR_MSG => "error".to_owned(),
+        PAM_TEXT_INFO => "info".to_owned(),
+        other => format!("style_{other}"),
     };
-    // SAFETY: appdata_ptr is the `Conversation` run() gave pam_start;
-    // it outlives the handle and libpam calls us on run()'s thread only, so
-    // no other reference to it is live.
-    let conv = unsafe { &mut *appdata_ptr.cast::<Conversation>() };
-    let Some(mut responses) = Responses::new(messages.len()) else {
-        return PAM_BUF_ERR;
-    };
-    for (i, message) in messages.iter().enumerate() {
-        let style = match message.style {
-            PAM_PROMPT_ECHO_OFF => "echo_off".to_owned(),
-            PAM_PROMPT_ECHO_ON => "echo_on".to_owned(),
-            PAM_ERROR_MSG => "error".to_owned(),
-            PAM_TEXT_INFO => "info".to_owned(),
-            other => format!("style_{other}"),
-        };
-        record(&["prompt", &style, &escape(&message.text)]);
-        if message.style != PAM_PROMPT_ECHO_OFF && message.style != PAM_PROMPT_ECHO_ON {
-            continue; // Messages take no answer: resp stays null.
-        }
-        let Some(answer) = conv.next_answer() else {
-            return PAM_CONV_ERR;
-        };
-        if !responses.answer(i, &answer) {
-            return PAM_BUF_ERR;
-        }
+    record(&["prompt", &style, &escape(&message.text)]);
+    if message.style != PAM_PROMPT_ECHO_OFF && message.style != PAM_PROMPT_ECHO_ON {
+        return Ok(None); // Messages take no answer: resp stays null.
     }
-    // SAFETY: `resp` is the out-pointer libpam passed this callback.
-    unsafe { responses.hand_over(resp) };
-    PAM_SUCCESS
+    conv.next_answer().map(Some).ok_or(PAM_CONV_ERR)
 }
 
 /// Replaces libpam's failure delay, so tests never sleep. libpam calls it

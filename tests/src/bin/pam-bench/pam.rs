@@ -9,11 +9,11 @@
 use libc::{c_int, c_uint, c_void};
 use pam_sys::raw;
 use pam_totp::sys::{
-    self, FailDelayFn, PamConv, PamHandle, PamMessage, PamResponse, PAM_BUF_ERR, PAM_CONV_ERR,
-    PAM_FAIL_DELAY, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON,
+    self, FailDelayFn, PamConv, PamHandle, PamMessage, PamResponse, PAM_FAIL_DELAY,
+    PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON,
 };
 pub use pam_totp::sys::{PAM_AUTH_ERR, PAM_SUCCESS};
-use pam_totp_tests::conversation::{read_messages, Responses};
+use pam_totp_tests::conversation::{self, Message, Reply};
 use std::ffi::CStr;
 use std::ptr;
 use std::time::{Duration, Instant};
@@ -50,45 +50,20 @@ extern "C" fn converse(
     resp: *mut *mut PamResponse,
     appdata_ptr: *mut c_void,
 ) -> c_int {
-    // A panic must not unwind into libpam.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        converse_inner(num_msg, msg, resp, appdata_ptr)
-    }))
-    .unwrap_or(PAM_CONV_ERR)
+    // SAFETY: libpam's arguments, and appdata_ptr is the `Conversation`
+    // that `transaction` gave pam_start: it outlives the handle, and libpam
+    // calls back on this thread only, so no other reference to it is live.
+    unsafe { conversation::converse(num_msg, msg, resp, appdata_ptr, reply) }
 }
 
-fn converse_inner(
-    num_msg: c_int,
-    msg: *mut *const PamMessage,
-    resp: *mut *mut PamResponse,
-    appdata_ptr: *mut c_void,
-) -> c_int {
-    if resp.is_null() || appdata_ptr.is_null() {
-        return PAM_CONV_ERR;
+/// Answers every prompt with the one code; information and errors take no
+/// answer.
+fn reply(conv: &mut Conversation, message: &Message) -> Reply {
+    if message.style != PAM_PROMPT_ECHO_OFF && message.style != PAM_PROMPT_ECHO_ON {
+        return Ok(None);
     }
-    // SAFETY: `msg` and `num_msg` as libpam passed them to this callback.
-    let Some(messages) = (unsafe { read_messages(num_msg, msg) }) else {
-        return PAM_CONV_ERR;
-    };
-    // SAFETY: appdata_ptr is the `Conversation` that `transaction` gave
-    // pam_start; it outlives the handle, and libpam calls back on this thread
-    // only, so this is the only reference to it while the call lasts.
-    let conv = unsafe { &mut *appdata_ptr.cast::<Conversation>() };
-    let Some(mut responses) = Responses::new(messages.len()) else {
-        return PAM_BUF_ERR;
-    };
-    for (i, message) in messages.iter().enumerate() {
-        if message.style != PAM_PROMPT_ECHO_OFF && message.style != PAM_PROMPT_ECHO_ON {
-            continue; // Information and errors take no answer.
-        }
-        conv.prompts += 1;
-        if !responses.answer(i, conv.answer) {
-            return PAM_BUF_ERR;
-        }
-    }
-    // SAFETY: `resp` is the out-pointer libpam passed this callback.
-    unsafe { responses.hand_over(resp) };
-    PAM_SUCCESS
+    conv.prompts += 1;
+    Ok(Some(conv.answer.to_owned()))
 }
 
 /// Replaces libpam's failure delay: a benchmark must not sleep the delay a
