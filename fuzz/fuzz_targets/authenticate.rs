@@ -24,9 +24,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use pam_totp::clock::Clock;
-use pam_totp::module::{
-    authenticate_with_accounts, Account, Accounts, Pam, Priority, Status,
-};
+use pam_totp::module::{authenticate_with_accounts, Account, Accounts, Pam, Priority, Status};
 use pam_totp::otp::{hotp, time_step};
 use pam_totp::secret_file::{Mode, SecretFile};
 use std::cell::RefCell;
@@ -191,29 +189,44 @@ fn scratch_counts(file: &SecretFile) -> std::collections::BTreeMap<u32, usize> {
     counts
 }
 
-/// Whether `input` ends in a 6-digit code of the file's secret for a
-/// counter near `now`, `now` shifted by the file's skew, or the HOTP
-/// counter: the only codes any policy may accept (the bound is wider than
-/// any window or skew search the module makes).
-fn holds_a_code_of(file: &SecretFile, input: &[u8], now: u64) -> bool {
-    const SPAN: i64 = 3 * 24 * 120; // three days of 30 s steps
-    if input.len() < 6 || !input[input.len() - 6..].iter().all(u8::is_ascii_digit) {
-        return false;
+/// The number in the last `digits` bytes of `input`, if they are digits.
+fn digit_tail(input: &[u8], digits: usize) -> Option<u32> {
+    let tail = input.get(input.len().checked_sub(digits)?..)?;
+    if !tail.iter().all(u8::is_ascii_digit) {
+        return None;
     }
-    let typed: u32 = std::str::from_utf8(&input[input.len() - 6..])
-        .unwrap()
-        .parse()
-        .unwrap();
+    std::str::from_utf8(tail).ok()?.parse().ok()
+}
+
+/// Whether `input` ends in a 6-digit code of the file's secret that some
+/// policy may accept: within the file's window (one step of slack) around
+/// the time step, the time step shifted by the file's skew, or the HOTP
+/// counter; anywhere within three days when the file holds clock-skew
+/// observations the module may learn from (`learn_skew`).
+fn holds_a_code_of(file: &SecretFile, input: &[u8], now: u64, learn_skew: bool) -> bool {
+    let Some(typed) = digit_tail(input, 6) else {
+        return false;
+    };
     let settings = file.settings();
-    let bases: Vec<i64> = match settings.mode {
+    let half = i64::from(settings.window / 2 + 1);
+    let (bases, low, high): (Vec<i64>, i64, i64) = match settings.mode {
         Mode::Time { step_seconds } => {
             let step = time_step(now, step_seconds.max(1)) as i64;
-            vec![step, step.saturating_add(settings.time_skew)]
+            let span = if learn_skew && !file.skew_observations().is_empty() {
+                3 * 24 * 120
+            } else {
+                half
+            };
+            (
+                vec![step, step.saturating_add(settings.time_skew)],
+                span,
+                span,
+            )
         }
-        Mode::Counter { next } => vec![next as i64],
+        Mode::Counter { next } => (vec![next as i64], 0, i64::from(settings.window)),
     };
     bases.iter().any(|&base| {
-        (base.saturating_sub(SPAN)..=base.saturating_add(SPAN))
+        (base.saturating_sub(low)..=base.saturating_add(high))
             .filter(|&c| c >= 0)
             .any(|c| hotp(file.secret(), c as u64) == typed)
     })
@@ -225,13 +238,9 @@ fn used_a_scratch_code(before: &SecretFile, after: Option<&SecretFile>, inputs: 
     let Some(after) = after else { return false };
     let (before, after) = (scratch_counts(before), scratch_counts(after));
     inputs.iter().any(|input| {
-        if input.len() < 8 || !input[input.len() - 8..].iter().all(u8::is_ascii_digit) {
+        let Some(code) = digit_tail(input, 8) else {
             return false;
-        }
-        let code: u32 = std::str::from_utf8(&input[input.len() - 8..])
-            .unwrap()
-            .parse()
-            .unwrap();
+        };
         let was = before.get(&code).copied().unwrap_or(0);
         let is = after.get(&code).copied().unwrap_or(0);
         was > 0 && is + 1 == was
@@ -263,7 +272,9 @@ fuzz_target!(|data: &[u8]| {
         fs::write(&path, file_bytes).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
     }
-    let before = has_file.then(|| SecretFile::parse(file_bytes).ok()).flatten();
+    let before = has_file
+        .then(|| SecretFile::parse(file_bytes).ok())
+        .flatten();
 
     // The fuzzer rarely guesses a code: let it ask for a right one.
     let mut answer = answer.to_vec();
@@ -361,10 +372,15 @@ fuzz_target!(|data: &[u8]| {
             let inputs: Vec<&[u8]> = std::iter::once(answer.as_slice())
                 .chain(authtok.as_deref())
                 .collect();
-            let evidence = inputs.iter().any(|input| holds_a_code_of(before, input, now))
+            let evidence = inputs
+                .iter()
+                .any(|input| holds_a_code_of(before, input, now, !has_option("noskewadj")))
                 || used_a_scratch_code(before, after.as_ref(), &inputs)
                 || (has_option("grace_period") && pam.rhost.is_some());
-            assert!(evidence, "success without a code, scratch code or grace period");
+            assert!(
+                evidence,
+                "success without a code, scratch code or grace period"
+            );
         }
         Status::AuthErr | Status::ServiceErr | Status::ConvErr => {}
     }
@@ -372,7 +388,10 @@ fuzz_target!(|data: &[u8]| {
     // The file afterwards.
     if !pam.fault_applied {
         match (&before, &after_bytes) {
-            (Some(_), Some(_)) => assert!(after.is_some(), "the module left a file that does not parse"),
+            (Some(_), Some(_)) => assert!(
+                after.is_some(),
+                "the module left a file that does not parse"
+            ),
             (Some(_), None) => panic!("the module removed or replaced the file"),
             (None, _) if has_file => assert_eq!(
                 after_bytes.as_deref(),
@@ -392,9 +411,20 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    // Nothing secret in the logs.
+    // Nothing secret in the logs (unless the input also gave it elsewhere,
+    // e.g. as an unknown option, which is logged).
+    let given_elsewhere = |secret: &[u8]| {
+        [
+            options,
+            &answer,
+            authtok.as_deref().unwrap_or_default(),
+            rhost,
+        ]
+        .iter()
+        .any(|field| field.windows(secret.len()).any(|w| w == secret))
+    };
     if let Some(secret) = file_bytes.split(|&b| b == b'\n').next() {
-        if before.is_some() && secret.len() >= 16 {
+        if before.is_some() && secret.len() >= 16 && !given_elsewhere(secret) {
             let secret = String::from_utf8_lossy(secret);
             for line in pam.logs.borrow().iter() {
                 assert!(!line.contains(&*secret), "the secret was logged: {line}");
