@@ -83,7 +83,13 @@ pub fn skip_or_fail(reason: &str) {
     if require_all() {
         panic!("{test}: {reason}, and {REQUIRE_ALL}=1 forbids skipping");
     }
-    eprintln!("SKIPPED {test}: {reason} (set {REQUIRE_ALL}=1 to make this a failure)");
+    // Straight to the stderr descriptor: libtest captures `eprintln!` of a
+    // passing test, and a skip must be seen.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {reason} (set {REQUIRE_ALL}=1 to make this a failure)"
+    );
 }
 
 /// `true` if `ok`; otherwise [`skip_or_fail`] with `reason` and `false`, for
