@@ -3,36 +3,30 @@
 //!
 //! Every entry point runs inside a panic barrier: a panic must never unwind
 //! into the C caller, and it fails the login (fail closed).
+//!
+//! Each `unsafe` block holds one operation and says why it is sound (the
+//! workspace lints enforce both). The C declarations are in [`crate::sys`].
+//!
+//! Why this is a module and not a crate of its own: libpam loads
+//! `pam_totp.so` and looks up `pam_sm_*` in it, so the entry points must be
+//! in the crate built as that cdylib; a separate FFI crate would have to
+//! become `pam_totp` and the logic crate be renamed, for every user of it
+//! (totp-enroll, the tests, the fuzz targets, the benchmarks). The same
+//! guarantee is had here at lower cost: `lib.rs` forbids `unsafe_code` in
+//! every other module, so no `allow` there can lift it.
 #![allow(unsafe_code)]
 
 use crate::module::{self, Pam, Priority, Status, SystemClock};
+use crate::sys::{
+    self, PamConv, PamHandle, PamMessage, PamResponse, PAM_AUTHTOK, PAM_AUTH_ERR, PAM_CONV,
+    PAM_CONV_ERR, PAM_ERROR_MSG, PAM_IGNORE, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_RHOST,
+    PAM_SERVICE_ERR, PAM_SUCCESS, PAM_SYSTEM_ERR,
+};
 use libc::{c_char, c_int, c_void};
-use pam_sys::{PamConversation, PamHandle, PamMessage, PamResponse};
 use std::ffi::{CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use zeroize::{Zeroize, Zeroizing};
-
-// From <security/_pam_types.h>.
-const PAM_SUCCESS: c_int = 0;
-const PAM_SERVICE_ERR: c_int = 3;
-const PAM_SYSTEM_ERR: c_int = 4;
-const PAM_AUTH_ERR: c_int = 7;
-const PAM_CONV_ERR: c_int = 19;
-const PAM_IGNORE: c_int = 25;
-
-const PAM_CONV: c_int = 5;
-const PAM_RHOST: c_int = 4;
-const PAM_AUTHTOK: c_int = 6;
-
-const PAM_PROMPT_ECHO_OFF: c_int = 1;
-const PAM_PROMPT_ECHO_ON: c_int = 2;
-const PAM_ERROR_MSG: c_int = 3;
-
-extern "C" {
-    // <security/pam_ext.h>; not in pam-sys.
-    fn pam_syslog(pamh: *const PamHandle, priority: c_int, fmt: *const c_char, ...);
-}
 
 fn pam_code(status: Status) -> c_int {
     match status {
@@ -77,12 +71,12 @@ impl Handle {
     /// One message through the application's conversation; the answer, if
     /// the message asked for one.
     fn converse(&mut self, style: c_int, prompt: &str) -> Option<Zeroizing<Vec<u8>>> {
-        let conv = self.item(PAM_CONV).cast::<PamConversation>();
+        let conv = self.item(PAM_CONV).cast::<PamConv>();
         if conv.is_null() {
             return None;
         }
-        // SAFETY: PAM_CONV points to the application's pam_conv, owned by
-        // libpam for the life of the handle.
+        // SAFETY: a non-null PAM_CONV is the application's pam_conv, which
+        // libpam keeps alive and unchanged for the life of the handle.
         let conv = unsafe { &*conv };
         let callback = conv.conv?;
         let prompt = CString::new(prompt).ok()?;
@@ -90,32 +84,28 @@ impl Handle {
             msg_style: style,
             msg: prompt.as_ptr(),
         };
-        let mut message_ptr = &message as *const PamMessage as *mut PamMessage;
+        let mut messages: *const PamMessage = &message;
         let mut response: *mut PamResponse = ptr::null_mut();
-        let rc = callback(1, &mut message_ptr, &mut response, conv.data_ptr);
+        // SAFETY: the application's conversation function, called as
+        // pam_conv(3) says: an array of one message that lives across the
+        // call, a valid out-pointer for the responses, and the application's
+        // own data pointer, handed back unchanged.
+        let rc = unsafe { callback(1, &mut messages, &mut response, conv.appdata_ptr) };
         if response.is_null() {
             return None;
         }
-        // SAFETY: on return the application handed us one malloc'd
-        // pam_response whose `resp` is NULL or a malloc'd C string; both are
-        // ours to wipe and free, whatever `rc` says.
-        unsafe {
-            let answer = (*response).resp;
-            let text = if answer.is_null() {
-                None
-            } else {
-                let bytes = CStr::from_ptr(answer).to_bytes();
-                let copy = Zeroizing::new(bytes.to_vec());
-                std::slice::from_raw_parts_mut(answer.cast::<u8>(), bytes.len()).zeroize();
-                libc::free(answer.cast::<c_void>());
-                Some(copy)
-            };
-            libc::free(response.cast::<c_void>());
-            if rc == PAM_SUCCESS {
-                text
-            } else {
-                None
-            }
+        // SAFETY: a non-null response is one pam_response the application
+        // malloc'd for our one message; it is ours from now on.
+        let answer = unsafe { (*response).resp };
+        // SAFETY: malloc'd by the application, freed once; its one field was
+        // read above and the pointer is not used again.
+        unsafe { libc::free(response.cast::<c_void>()) };
+        // The answer is wiped and freed whatever `rc` says.
+        let answer = take_answer(answer);
+        if rc == PAM_SUCCESS {
+            answer
+        } else {
+            None
         }
     }
 
@@ -127,7 +117,7 @@ impl Handle {
         };
         // SAFETY: the format is a constant "%s" and the one argument a valid
         // C string: nothing from the message is read as a format.
-        unsafe { pam_syslog(self.raw, priority, c"%s".as_ptr(), message.as_ptr()) };
+        unsafe { sys::pam_syslog(self.raw, priority, c"%s".as_ptr(), message.as_ptr()) };
     }
 }
 
@@ -192,22 +182,41 @@ impl Pam for Handle {
     }
 }
 
+/// Copies an answer the application malloc'd, then wipes and frees it.
+/// `None` for a null answer.
+fn take_answer(answer: *mut c_char) -> Option<Zeroizing<Vec<u8>>> {
+    if answer.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null `resp` is a NUL-terminated string (pam_conv(3)).
+    let len = unsafe { libc::strlen(answer) };
+    // SAFETY: the `len` bytes before the NUL are the string's, malloc'd by
+    // the application and handed to us; nothing else refers to them.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(answer.cast::<u8>(), len) };
+    let copy = Zeroizing::new(bytes.to_vec());
+    bytes.zeroize();
+    // SAFETY: malloc'd by the application, ours to free, freed once; `bytes`
+    // is not used after this.
+    unsafe { libc::free(answer.cast::<c_void>()) };
+    Some(copy)
+}
+
 /// Copies the module arguments out of libpam's argv.
 ///
 /// # Safety
 /// `argv` must point to `argc` NUL-terminated strings (libpam guarantees it).
 unsafe fn arguments(argc: c_int, argv: *const *const c_char) -> Vec<Vec<u8>> {
     let count = usize::try_from(argc).unwrap_or(0);
-    if argv.is_null() {
+    if argv.is_null() || count == 0 {
         return Vec::new();
     }
-    (0..count)
-        .filter_map(|i| {
-            // SAFETY: i < argc, per this function's contract.
-            let arg = unsafe { *argv.add(i) };
-            // SAFETY: each non-null entry is a NUL-terminated string.
-            (!arg.is_null()).then(|| unsafe { CStr::from_ptr(arg) }.to_bytes().to_vec())
-        })
+    // SAFETY: `argv` is non-null and points to `argc` pointers (this
+    // function's contract), which libpam keeps for the call.
+    let argv = unsafe { std::slice::from_raw_parts(argv, count) };
+    argv.iter()
+        .filter(|arg| !arg.is_null())
+        // SAFETY: each non-null entry is a NUL-terminated string (contract).
+        .map(|&arg| unsafe { CStr::from_ptr(arg) }.to_bytes().to_vec())
         .collect()
 }
 

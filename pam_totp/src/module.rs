@@ -39,7 +39,7 @@ use crate::path::{self, PathError, DEFAULT_SECRET_PATH};
 use crate::policy::{self, in_grace_period, Accepted, Decision, Pass, Rejected};
 use crate::secret_file::{ParseError, ParseErrorKind, SecretFile};
 use crate::store::{self, AccessRules, Identity, StoreError};
-use nix::unistd::User;
+use nix::unistd::{Gid, Uid, User};
 use std::fmt;
 use std::path::PathBuf;
 use zeroize::Zeroizing;
@@ -192,9 +192,67 @@ pub fn authenticate_with<A: AsRef<[u8]>>(
     clock: &dyn Clock,
     commit_check: &mut dyn CommitCheck,
 ) -> Status {
+    authenticate_with_accounts(pam, args, clock, &SystemAccounts, commit_check)
+}
+
+/// A user's account, as the module needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub uid: Uid,
+    pub gid: Gid,
+    pub home: PathBuf,
+}
+
+/// Where user names are looked up: the system's user database
+/// ([`SystemAccounts`]) in the module; a fixed table in tests and the fuzz
+/// target, so they need neither root nor real users.
+pub trait Accounts {
+    /// `None` when there is no such user (or the lookup failed).
+    fn lookup(&self, name: &str) -> Option<Account>;
+    /// The account with this uid, for a numeric `user=`; none by default.
+    fn lookup_uid(&self, _uid: u32) -> Option<Account> {
+        None
+    }
+}
+
+/// The system's user database (getpwnam_r, through NSS).
+pub struct SystemAccounts;
+
+impl SystemAccounts {
+    fn account(user: User) -> Account {
+        Account {
+            uid: user.uid,
+            gid: user.gid,
+            home: user.dir,
+        }
+    }
+}
+
+impl Accounts for SystemAccounts {
+    fn lookup(&self, name: &str) -> Option<Account> {
+        User::from_name(name).ok().flatten().map(Self::account)
+    }
+
+    fn lookup_uid(&self, uid: u32) -> Option<Account> {
+        User::from_uid(Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map(Self::account)
+    }
+}
+
+/// [`authenticate_with`] with the user database given.
+pub fn authenticate_with_accounts<A: AsRef<[u8]>>(
+    pam: &mut dyn Pam,
+    args: &[A],
+    clock: &dyn Clock,
+    accounts: &dyn Accounts,
+    commit_check: &mut dyn CommitCheck,
+) -> Status {
     let mut session = Session {
         pam,
         clock,
+        accounts,
         commit_check,
         options: ModuleOptions::default(),
         user: None,
@@ -212,6 +270,7 @@ pub fn authenticate_with<A: AsRef<[u8]>>(
 struct Session<'a> {
     pam: &'a mut dyn Pam,
     clock: &'a dyn Clock,
+    accounts: &'a dyn Accounts,
     commit_check: &'a mut dyn CommitCheck,
     options: ModuleOptions,
     user: Option<String>,
@@ -404,15 +463,15 @@ impl Session<'_> {
             .unwrap_or(DEFAULT_SECRET_PATH);
         let (file_account, home) = match &self.options.file_user {
             None => {
-                let Some(account) = User::from_name(user).ok().flatten() else {
+                let Some(account) = self.accounts.lookup(user) else {
                     return Ok(Err(Failure::UnknownAccount));
                 };
-                let home = account.dir.clone();
+                let home = account.home.clone();
                 (account, home)
             }
             Some(name) => {
-                let account =
-                    file_user(name).ok_or_else(|| Failure::UnknownFileUser(name.clone()))?;
+                let account = file_user(self.accounts, name)
+                    .ok_or_else(|| Failure::UnknownFileUser(name.clone()))?;
                 // With user=, the login user's home is not looked up (the
                 // account may not exist on this host): `~` and ${HOME}
                 // cannot be used, as in the reference module.
@@ -738,15 +797,12 @@ struct Verified {
 
 /// The account `user=` names: a user name, or a numeric uid as the
 /// reference module also accepts.
-fn file_user(name: &str) -> Option<User> {
-    if let Some(account) = User::from_name(name).ok().flatten() {
+fn file_user(accounts: &dyn Accounts, name: &str) -> Option<Account> {
+    if let Some(account) = accounts.lookup(name) {
         return Some(account);
     }
     if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
-        let uid = name.parse::<u32>().ok()?;
-        return User::from_uid(nix::unistd::Uid::from_raw(uid))
-            .ok()
-            .flatten();
+        return accounts.lookup_uid(name.parse::<u32>().ok()?);
     }
     None
 }

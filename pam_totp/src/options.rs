@@ -6,6 +6,76 @@ use crate::policy;
 use crate::store::DEFAULT_ALLOWED_MODE;
 use std::fmt;
 
+/// How a module option is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionForm {
+    /// The name alone, e.g. `nullok`.
+    Flag,
+    /// `name=value`; `example` is a value the parser accepts.
+    Value { example: &'static str },
+}
+
+/// One module option: its name, other spellings, and form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionSpec {
+    pub name: &'static str,
+    /// Other spellings Google's module also accepts.
+    pub aliases: &'static [&'static str],
+    pub form: OptionForm,
+}
+
+const fn flag(name: &'static str) -> OptionSpec {
+    OptionSpec {
+        name,
+        aliases: &[],
+        form: OptionForm::Flag,
+    }
+}
+
+const fn value(name: &'static str, example: &'static str) -> OptionSpec {
+    OptionSpec {
+        name,
+        aliases: &[],
+        form: OptionForm::Value { example },
+    }
+}
+
+/// Every module option, the one list: [`ModuleOptions::parse`] refuses
+/// anything not here, and tests/tests/docs.rs checks that pam_totp(8) and
+/// the README's options table document exactly these. A new option is
+/// added here, to the parser, and to both documents.
+pub const OPTIONS: &[OptionSpec] = &[
+    value("secret", "/var/lib/pam_totp/${USER}"),
+    value("user", "pam_totp"),
+    flag("nullok"),
+    flag("debug"),
+    value("authtok_prompt", "Your code: "),
+    OptionSpec {
+        name: "echo_verification_code",
+        aliases: &["echo-verification-code"],
+        form: OptionForm::Flag,
+    },
+    flag("try_first_pass"),
+    flag("use_first_pass"),
+    flag("forward_pass"),
+    flag("noskewadj"),
+    flag("no_increment_hotp"),
+    flag("no_strict_owner"),
+    value("allowed_perm", "0640"),
+    value("grace_period", "3600"),
+    flag("allow_readonly"),
+];
+
+impl OptionSpec {
+    /// The option spelled `name`, written with a value or not.
+    pub fn find(name: &str, has_value: bool) -> Option<&'static OptionSpec> {
+        OPTIONS.iter().find(|spec| {
+            (spec.name == name || spec.aliases.contains(&name))
+                && has_value == matches!(spec.form, OptionForm::Value { .. })
+        })
+    }
+}
+
 /// Where the code comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PassMode {
@@ -146,7 +216,10 @@ impl ModuleOptions {
                 Some((name, value)) => (name, Some(value)),
                 None => (arg, None),
             };
-            match (name, value) {
+            let Some(spec) = OptionSpec::find(name, value.is_some()) else {
+                return Err(OptionError::Unknown(arg.to_owned()));
+            };
+            match (spec.name, value) {
                 ("secret", Some(v)) => options.secret_path = Some(non_empty("secret", v)?),
                 ("user", Some(v)) => options.file_user = Some(non_empty("user", v)?),
                 ("authtok_prompt", Some(v)) => options.prompt = Some(v.to_owned()),
@@ -154,9 +227,7 @@ impl ModuleOptions {
                 ("grace_period", Some(v)) => options.grace_period = Some(parse_grace_period(v)?),
                 ("nullok", None) => options.nullok = true,
                 ("debug", None) => options.debug = true,
-                ("echo_verification_code" | "echo-verification-code", None) => {
-                    options.echo_code = true
-                }
+                ("echo_verification_code", None) => options.echo_code = true,
                 ("try_first_pass", None) => options.pass_mode = PassMode::TryFirstPass,
                 ("use_first_pass", None) => options.pass_mode = PassMode::UseFirstPass,
                 ("forward_pass", None) => options.forward_pass = true,
@@ -174,6 +245,32 @@ impl ModuleOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each option of the registry, in its form, is accepted by the parser
+    /// (the reverse, nothing outside it accepted, is by construction).
+    #[test]
+    fn every_registered_option_parses() {
+        for spec in OPTIONS {
+            for name in std::iter::once(&spec.name).chain(spec.aliases) {
+                let arg = match spec.form {
+                    OptionForm::Flag => name.to_string(),
+                    OptionForm::Value { example } => format!("{name}={example}"),
+                };
+                assert!(ModuleOptions::parse(&[&arg]).is_ok(), "{arg}");
+                let wrong_form = match spec.form {
+                    OptionForm::Flag => format!("{name}=1"),
+                    OptionForm::Value { .. } => name.to_string(),
+                };
+                assert!(
+                    matches!(
+                        ModuleOptions::parse(&[&wrong_form]),
+                        Err(OptionError::Unknown(_))
+                    ),
+                    "{wrong_form}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn defaults() {

@@ -47,6 +47,7 @@
 //! ```
 
 pub mod compare;
+pub mod conversation;
 pub mod oath;
 pub mod outcome;
 pub mod scenario;
@@ -55,3 +56,63 @@ pub mod system;
 pub use outcome::{code, Answer, AuthtokSeen, LogLine, Outcome, Prompt, PromptStyle};
 pub use scenario::{Clock, DriverFailure, Login, OutOfAnswers, Scenario, SERVICE};
 pub use system::Module;
+
+/// The environment variable that turns every skip into a failure. CI sets
+/// it (`.ci/run`), so nothing is silently left untested there.
+pub const REQUIRE_ALL: &str = "PAM_TOTP_REQUIRE_ALL";
+
+/// Whether `PAM_TOTP_REQUIRE_ALL=1` is set.
+pub fn require_all() -> bool {
+    std::env::var_os(REQUIRE_ALL).is_some_and(|value| value == "1")
+}
+
+/// The one way a test gives up on a missing prerequisite (a package, a
+/// user, root): locally it says so loudly on stderr and the caller returns;
+/// with `PAM_TOTP_REQUIRE_ALL=1` it fails the test instead.
+///
+/// ```no_run
+/// if !std::path::Path::new("/usr/bin/oathtool").exists() {
+///     pam_totp_tests::skip_or_fail("oathtool is not installed (apt-get install oathtool)");
+///     return;
+/// }
+/// ```
+pub fn skip_or_fail(reason: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_owned();
+    if require_all() {
+        panic!("{test}: {reason}, and {REQUIRE_ALL}=1 forbids skipping");
+    }
+    // Straight to the stderr descriptor: libtest captures `eprintln!` of a
+    // passing test, and a skip must be seen.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {reason} (set {REQUIRE_ALL}=1 to make this a failure)"
+    );
+}
+
+/// `true` if `ok`; otherwise [`skip_or_fail`] with `reason` and `false`, for
+/// `if !prerequisite(...) { return; }`.
+#[must_use]
+pub fn prerequisite(ok: bool, reason: &str) -> bool {
+    if !ok {
+        skip_or_fail(reason);
+    }
+    ok
+}
+
+/// Whether the tests run as root (effective uid 0).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// The one root check of the root-only tests, which are also
+/// `#[ignore = "needs root: tests/run-all"]`: tests/run-all runs them as
+/// root with `--include-ignored`. Run that way as another user, they skip
+/// (or fail under `PAM_TOTP_REQUIRE_ALL=1`).
+#[must_use]
+pub fn require_root() -> bool {
+    prerequisite(is_root(), "needs root: run tests/run-all as root")
+}

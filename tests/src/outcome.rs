@@ -3,20 +3,14 @@
 
 use std::fmt;
 
-/// Return codes of `<security/_pam_types.h>` the tests compare against.
+/// Return codes of `<security/_pam_types.h>` the tests compare against
+/// (the one copy is `pam_totp::sys`).
 pub mod code {
-    pub const PAM_SUCCESS: i32 = 0;
-    pub const PAM_SERVICE_ERR: i32 = 3;
-    pub const PAM_SYSTEM_ERR: i32 = 4;
-    pub const PAM_PERM_DENIED: i32 = 6;
-    pub const PAM_AUTH_ERR: i32 = 7;
-    pub const PAM_AUTHINFO_UNAVAIL: i32 = 9;
-    pub const PAM_USER_UNKNOWN: i32 = 10;
-    pub const PAM_MAXTRIES: i32 = 11;
-    pub const PAM_CONV_ERR: i32 = 19;
-    pub const PAM_IGNORE: i32 = 25;
-    pub const PAM_ABORT: i32 = 26;
-    pub const PAM_BAD_ITEM: i32 = 29;
+    pub use pam_totp::sys::{
+        PAM_ABORT, PAM_AUTHINFO_UNAVAIL, PAM_AUTH_ERR, PAM_BAD_ITEM, PAM_CONV_ERR, PAM_IGNORE,
+        PAM_MAXTRIES, PAM_PERM_DENIED, PAM_SERVICE_ERR, PAM_SUCCESS, PAM_SYSTEM_ERR,
+        PAM_USER_UNKNOWN,
+    };
 }
 
 /// How a conversation message was shown.

@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,8 +50,6 @@ pub struct Scenario {
     runs: AtomicUsize,
 }
 
-static SCENARIOS: AtomicUsize = AtomicUsize::new(0);
-
 impl Scenario {
     /// A new scenario for `module`, run by and for the current user, with
     /// the option `secret=<dir>/secret` and the real clock. Panics at once,
@@ -69,18 +67,16 @@ impl Scenario {
             .collect();
         // The end of a long test path is the informative part.
         let test = &test[test.len().saturating_sub(60)..];
-        let dir = std::env::temp_dir().join(format!(
-            "pam_totp_tests-{}-{}-{}-{}",
-            std::process::id(),
-            SCENARIOS.fetch_add(1, Ordering::Relaxed),
-            module.name(),
-            test
-        ));
-        // Readable by others so a test may hand files to another user.
-        fs::DirBuilder::new()
-            .mode(0o755)
-            .create(&dir)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        // A unique name from tempfile; removed by our Drop, which first
+        // makes read-only directories writable (and honours
+        // PAM_TOTP_KEEP_SCENARIOS).
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("pam_totp_tests-{}-{test}-", module.name()))
+            // Readable by others so a test may hand files to another user.
+            .permissions(fs::Permissions::from_mode(0o755))
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a scenario directory: {e}"))
+            .keep();
         let secret = dir.join("secret");
         Scenario {
             module,
@@ -716,7 +712,7 @@ struct Finished {
 
 impl Finished {
     fn could_not_start(&self) -> bool {
-        system::pam_wrapper_could_not_start(&self.stderr)
+        system::pam_wrapper_could_not_start(&self.stderr, &self.stdout)
     }
 }
 

@@ -258,8 +258,17 @@ pub fn remove_stale_pam_wrapper_dirs() {
         if !pid.is_empty()
             && pid.bytes().all(|b| b.is_ascii_digit())
             && !Path::new("/proc").join(pid).exists()
+            && fs::remove_dir_all(&dir).is_err()
+            && dir.exists()
         {
-            let _ = fs::remove_dir_all(&dir);
+            // Typically left by a root run (tests/run-all) and now in the
+            // way of a normal user: pam_wrapper cannot reuse the slot and
+            // may end a process that lands on it.
+            eprintln!(
+                "WARNING: stale pam_wrapper directory {} cannot be removed by this user; \
+                 logins that land on it fail to start. Remove it as root.",
+                dir.display()
+            );
         }
     }
 }
@@ -275,8 +284,14 @@ pub const PAM_WRAPPER_START_ATTEMPTS: usize = 5;
 /// configuration) or in a copy libpam cannot read ("pam_start: failed to
 /// initialize handlers"). Nothing of the module ran, so starting the
 /// process again is safe and hides nothing.
-pub fn pam_wrapper_could_not_start(stderr: &str) -> bool {
+///
+/// `stdout` is the driver's report: when it is empty and pam_wrapper could
+/// not create its directory, the process was ended before pam_start (a slot
+/// that exists but cannot be reused, e.g. one a root run left behind and a
+/// normal user cannot remove).
+pub fn pam_wrapper_could_not_start(stderr: &str, stdout: &str) -> bool {
+    let no_dir = stderr.contains("pwrap_init: Failed to create pam_wrapper config dir");
     stderr.contains("pwrap_init: Failed to copy config files")
-        || (stderr.contains("pwrap_init: Failed to create pam_wrapper config dir")
-            && stderr.contains("pam_start: failed to initialize handlers"))
+        || (no_dir && stderr.contains("pam_start: failed to initialize handlers"))
+        || (no_dir && stdout.is_empty())
 }

@@ -367,13 +367,13 @@ fn unwritable_location_is_an_error_and_shows_no_key() {
 }
 
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn root_enrolls_another_user_with_their_ownership() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIPPED: needs root");
+    if !pam_totp_tests::require_root() {
         return;
     }
     let Some(nobody) = nix::unistd::User::from_name("nobody").unwrap() else {
-        eprintln!("SKIPPED: no user nobody");
+        pam_totp_tests::skip_or_fail("no user nobody");
         return;
     };
     let dir = TempDir::new("other-user");

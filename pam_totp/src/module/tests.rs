@@ -72,16 +72,19 @@ fn current_user() -> String {
 struct Scenario {
     dir: PathBuf,
     pam: FakePam,
+    /// Removes `dir` on drop.
+    _temp: tempfile::TempDir,
 }
 
 impl Scenario {
     fn new(name: &str, contents: &str) -> Scenario {
-        let dir =
-            std::env::temp_dir().join(format!("pam_totp-module-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("pam_totp-module-{name}-"))
+            .tempdir()
+            .unwrap();
         let scenario = Scenario {
-            dir,
+            dir: temp.path().to_path_buf(),
+            _temp: temp,
             pam: FakePam {
                 user: Some(current_user()),
                 ..FakePam::default()

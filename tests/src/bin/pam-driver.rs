@@ -45,7 +45,14 @@
 #![allow(unsafe_code)] // FFI with libpam; every block says why it is sound.
 
 use libc::{c_char, c_int, c_uint, c_void};
-use pam_sys::{raw, PamConversation, PamHandle, PamMessage, PamResponse};
+use pam_sys::raw;
+use pam_totp::sys::{
+    self, return_code_name as code_name, FailDelayFn, PamConv, PamHandle, PamMessage, PamResponse,
+    PAM_AUTHTOK, PAM_CONV_ERR, PAM_ERROR_MSG, PAM_ESTABLISH_CRED, PAM_FAIL_DELAY,
+    PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_RHOST, PAM_RUSER, PAM_SILENT, PAM_SUCCESS,
+    PAM_TEXT_INFO, PAM_TTY,
+};
+use pam_totp_tests::conversation::{self, Message, Reply};
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io::{self, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -53,24 +60,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-// From <security/_pam_types.h>.
-const PAM_SUCCESS: c_int = 0;
-const PAM_BUF_ERR: c_int = 5;
-const PAM_CONV_ERR: c_int = 19;
-const PAM_SILENT: c_int = 0x8000;
-const PAM_ESTABLISH_CRED: c_int = 0x0002;
-const PAM_TTY: c_int = 3;
-const PAM_RHOST: c_int = 4;
-const PAM_AUTHTOK: c_int = 6;
-const PAM_RUSER: c_int = 8;
-const PAM_FAIL_DELAY: c_int = 10;
-const PAM_PROMPT_ECHO_OFF: c_int = 1;
-const PAM_PROMPT_ECHO_ON: c_int = 2;
-const PAM_ERROR_MSG: c_int = 3;
-const PAM_TEXT_INFO: c_int = 4;
-// Linux-PAM refuses more than this many messages in one call.
-const PAM_MAX_NUM_MSG: c_int = 32;
 
 const USAGE: &str = "usage: pam-driver --service NAME --user USER [--rhost HOST] [--tty TTY] \
 [--ruser USER] [--authtok TEXT] [--answer TEXT]... [--when-out-of-answers fail|empty] \
@@ -174,48 +163,6 @@ fn escape(bytes: &[u8]) -> String {
     out
 }
 
-fn code_name(rc: c_int) -> &'static str {
-    const NAMES: [&str; 32] = [
-        "PAM_SUCCESS",
-        "PAM_OPEN_ERR",
-        "PAM_SYMBOL_ERR",
-        "PAM_SERVICE_ERR",
-        "PAM_SYSTEM_ERR",
-        "PAM_BUF_ERR",
-        "PAM_PERM_DENIED",
-        "PAM_AUTH_ERR",
-        "PAM_CRED_INSUFFICIENT",
-        "PAM_AUTHINFO_UNAVAIL",
-        "PAM_USER_UNKNOWN",
-        "PAM_MAXTRIES",
-        "PAM_NEW_AUTHTOK_REQD",
-        "PAM_ACCT_EXPIRED",
-        "PAM_SESSION_ERR",
-        "PAM_CRED_UNAVAIL",
-        "PAM_CRED_EXPIRED",
-        "PAM_CRED_ERR",
-        "PAM_NO_MODULE_DATA",
-        "PAM_CONV_ERR",
-        "PAM_AUTHTOK_ERR",
-        "PAM_AUTHTOK_RECOVERY_ERR",
-        "PAM_AUTHTOK_LOCK_BUSY",
-        "PAM_AUTHTOK_DISABLE_AGING",
-        "PAM_TRY_AGAIN",
-        "PAM_IGNORE",
-        "PAM_ABORT",
-        "PAM_AUTHTOK_EXPIRED",
-        "PAM_MODULE_UNKNOWN",
-        "PAM_BAD_ITEM",
-        "PAM_CONV_AGAIN",
-        "PAM_INCOMPLETE",
-    ];
-    usize::try_from(rc)
-        .ok()
-        .and_then(|i| NAMES.get(i))
-        .copied()
-        .unwrap_or("PAM_UNKNOWN_CODE")
-}
-
 /// Set when stdout could not be written; checked at exit.
 static OUTPUT_FAILED: AtomicBool = AtomicBool::new(false);
 
@@ -283,112 +230,32 @@ impl Conversation {
     }
 }
 
-/// Frees a response array built by `converse` (on its failure paths).
-///
-/// # Safety
-/// `responses` must come from `calloc` of `count` `PamResponse`s whose `resp`
-/// fields are null or from `strdup`.
-unsafe fn free_responses(responses: *mut PamResponse, count: usize) {
-    for i in 0..count {
-        // SAFETY: i < count, inside the calloc'd array (caller's contract).
-        let resp = unsafe { (*responses.add(i)).resp };
-        if !resp.is_null() {
-            // SAFETY: the caller promises non-null `resp` came from strdup.
-            unsafe { libc::free(resp.cast::<c_void>()) };
-        }
-    }
-    // SAFETY: from calloc (caller's contract), freed once.
-    unsafe { libc::free(responses.cast::<c_void>()) };
-}
-
 extern "C" fn converse(
     num_msg: c_int,
-    msg: *mut *mut PamMessage,
+    msg: *mut *const PamMessage,
     resp: *mut *mut PamResponse,
     appdata_ptr: *mut c_void,
 ) -> c_int {
-    // A panic must not unwind into libpam; it would abort the process anyway.
-    catch_unwind(AssertUnwindSafe(|| {
-        converse_inner(num_msg, msg, resp, appdata_ptr)
-    }))
-    .unwrap_or(PAM_CONV_ERR)
+    // SAFETY: libpam's arguments, and appdata_ptr is the `Conversation`
+    // run() gave pam_start: it outlives the handle, and libpam calls back on
+    // run()'s thread only, so no other reference to it is live.
+    unsafe { conversation::converse(num_msg, msg, resp, appdata_ptr, reply) }
 }
 
-fn converse_inner(
-    num_msg: c_int,
-    msg: *mut *mut PamMessage,
-    resp: *mut *mut PamResponse,
-    appdata_ptr: *mut c_void,
-) -> c_int {
-    if msg.is_null() || resp.is_null() || appdata_ptr.is_null() {
-        return PAM_CONV_ERR;
+/// Records each message and answers the prompts from the script.
+fn reply(conv: &mut Conversation, message: &Message) -> Reply {
+    let style = match message.style {
+        PAM_PROMPT_ECHO_OFF => "echo_off".to_owned(),
+        PAM_PROMPT_ECHO_ON => "echo_on".to_owned(),
+        PAM_ERROR_MSG => "error".to_owned(),
+        PAM_TEXT_INFO => "info".to_owned(),
+        other => format!("style_{other}"),
+    };
+    record(&["prompt", &style, &escape(&message.text)]);
+    if message.style != PAM_PROMPT_ECHO_OFF && message.style != PAM_PROMPT_ECHO_ON {
+        return Ok(None); // Messages take no answer: resp stays null.
     }
-    if !(1..=PAM_MAX_NUM_MSG).contains(&num_msg) {
-        return PAM_CONV_ERR;
-    }
-    let count = usize::try_from(num_msg).unwrap_or(0);
-    // SAFETY: appdata_ptr is the `Conversation` run() gave pam_start;
-    // it outlives the handle and libpam calls us on run()'s thread only, so
-    // no other reference to it is live.
-    let conv = unsafe { &mut *appdata_ptr.cast::<Conversation>() };
-    // SAFETY: calloc of `count` (1..=32) zeroed PamResponse structs; null
-    // `resp` fields are valid. libpam frees it (and each `resp`) with free().
-    let responses =
-        unsafe { libc::calloc(count, std::mem::size_of::<PamResponse>()) }.cast::<PamResponse>();
-    if responses.is_null() {
-        return PAM_BUF_ERR;
-    }
-    for i in 0..count {
-        // SAFETY: Linux-PAM passes `msg` as an array of `num_msg` pointers to
-        // messages (the Linux layout, not Solaris's pointer to an array).
-        let message = unsafe { *msg.add(i) };
-        if message.is_null() {
-            // SAFETY: array and strings from calloc/strdup above.
-            unsafe { free_responses(responses, count) };
-            return PAM_CONV_ERR;
-        }
-        // SAFETY: a non-null message from libpam, valid for this call.
-        let PamMessage {
-            msg_style,
-            msg: text,
-        } = unsafe { *message };
-        let text = if text.is_null() {
-            Vec::new()
-        } else {
-            // SAFETY: message text is a NUL-terminated string owned by the
-            // module, valid for this call; copied at once.
-            unsafe { CStr::from_ptr(text) }.to_bytes().to_vec()
-        };
-        let style = match msg_style {
-            PAM_PROMPT_ECHO_OFF => "echo_off".to_owned(),
-            PAM_PROMPT_ECHO_ON => "echo_on".to_owned(),
-            PAM_ERROR_MSG => "error".to_owned(),
-            PAM_TEXT_INFO => "info".to_owned(),
-            other => format!("style_{other}"),
-        };
-        record(&["prompt", &style, &escape(&text)]);
-        if msg_style != PAM_PROMPT_ECHO_OFF && msg_style != PAM_PROMPT_ECHO_ON {
-            continue; // Messages take no answer: resp stays null.
-        }
-        let Some(answer) = conv.next_answer() else {
-            // SAFETY: array and strings from calloc/strdup above.
-            unsafe { free_responses(responses, count) };
-            return PAM_CONV_ERR;
-        };
-        // SAFETY: `answer` is a valid C string; strdup copies it into malloc'd
-        // memory that libpam will free().
-        let copy = unsafe { libc::strdup(answer.as_ptr()) };
-        if copy.is_null() {
-            // SAFETY: array and strings from calloc/strdup above.
-            unsafe { free_responses(responses, count) };
-            return PAM_BUF_ERR;
-        }
-        // SAFETY: i < count, inside the array.
-        unsafe { (*responses.add(i)).resp = copy };
-    }
-    // SAFETY: `resp` is libpam's valid out-pointer; it takes ownership.
-    unsafe { *resp = responses };
-    PAM_SUCCESS
+    conv.next_answer().map(Some).ok_or(PAM_CONV_ERR)
 }
 
 /// Replaces libpam's failure delay, so tests never sleep. libpam calls it
@@ -437,25 +304,26 @@ fn run(args: Args) -> ExitCode {
         out_of_answers: args.out_of_answers.unwrap_or(OutOfAnswers::Fail),
         hold: args.hold,
     };
-    let pam_conv = PamConversation {
+    let pam_conv = PamConv {
         conv: Some(converse),
-        data_ptr: ptr::addr_of_mut!(conversation).cast::<c_void>(),
+        appdata_ptr: ptr::addr_of_mut!(conversation).cast::<c_void>(),
     };
-    let mut handle: *const PamHandle = ptr::null();
+    let mut handle: *mut PamHandle = ptr::null_mut();
     // SAFETY: valid C strings and conversation; libpam copies service and
     // user, and keeps pointers to `pam_conv` and `conversation`, which live
     // until the end of this function, after pam_end. `conversation` is not
     // touched here again, so the callback's `&mut` to it is the only one.
-    let rc = unsafe { raw::pam_start(service.as_ptr(), user.as_ptr(), &pam_conv, &mut handle) };
+    let rc = unsafe { sys::pam_start(service.as_ptr(), user.as_ptr(), &pam_conv, &mut handle) };
     record_code("start", rc);
     if rc != PAM_SUCCESS || handle.is_null() {
         return exit_code();
     }
-    let pamh = handle.cast_mut();
+    let pamh = handle;
 
-    // SAFETY: a function of the type libpam expects for PAM_FAIL_DELAY
-    // (void (*)(int, unsigned, void *)); it stays valid for the process.
-    let rc = unsafe { raw::pam_set_item(pamh, PAM_FAIL_DELAY, fail_delay as *const c_void) };
+    let delay: FailDelayFn = fail_delay;
+    // SAFETY: live handle; PAM_FAIL_DELAY takes a function of the type
+    // `delay` has (checked by the binding), valid for the whole process.
+    let rc = unsafe { raw::pam_set_item(pamh, PAM_FAIL_DELAY, delay as *const c_void) };
     record(&["set_item", "PAM_FAIL_DELAY", &rc.to_string(), code_name(rc)]);
     for (item, name, value) in &args.items {
         // SAFETY: live handle; libpam copies string items.

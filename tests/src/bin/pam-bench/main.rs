@@ -196,12 +196,10 @@ fn auth(layout: &Layout, stack: Stack, success: bool, iterations: usize) -> Resu
             return Err(format!("baseline: pam_authenticate returned {}", timed.rc));
         }
     }
-    // SAFETY: getrusage fills the zeroed struct we pass; nothing else.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
+    // SAFETY: rusage is a plain C struct of integers: all zeroes is valid.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct we pass; nothing else.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     println!("maxrss_kib {}", usage.ru_maxrss);
     Ok(())
 }

@@ -7,21 +7,16 @@
 //! This one does nothing but strdup the answer.
 
 use libc::{c_int, c_uint, c_void};
-use pam_sys::{raw, PamConversation, PamHandle, PamMessage, PamResponse};
+use pam_sys::raw;
+use pam_totp::sys::{
+    self, FailDelayFn, PamConv, PamHandle, PamMessage, PamResponse, PAM_FAIL_DELAY,
+    PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON,
+};
+pub use pam_totp::sys::{PAM_AUTH_ERR, PAM_SUCCESS};
+use pam_totp_tests::conversation::{self, Message, Reply};
 use std::ffi::CStr;
 use std::ptr;
 use std::time::{Duration, Instant};
-
-// From <security/_pam_types.h>.
-pub const PAM_SUCCESS: c_int = 0;
-pub const PAM_AUTH_ERR: c_int = 7;
-const PAM_BUF_ERR: c_int = 5;
-const PAM_CONV_ERR: c_int = 19;
-const PAM_FAIL_DELAY: c_int = 10;
-const PAM_PROMPT_ECHO_OFF: c_int = 1;
-const PAM_PROMPT_ECHO_ON: c_int = 2;
-// Linux-PAM refuses more than this many messages in one call.
-const PAM_MAX_NUM_MSG: c_int = 32;
 
 /// What one transaction returned and how long its parts took.
 #[derive(Debug, Clone, Copy)]
@@ -51,71 +46,24 @@ struct Conversation<'a> {
 
 extern "C" fn converse(
     num_msg: c_int,
-    msg: *mut *mut PamMessage,
+    msg: *mut *const PamMessage,
     resp: *mut *mut PamResponse,
     appdata_ptr: *mut c_void,
 ) -> c_int {
-    // A panic must not unwind into libpam.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        converse_inner(num_msg, msg, resp, appdata_ptr)
-    }))
-    .unwrap_or(PAM_CONV_ERR)
+    // SAFETY: libpam's arguments, and appdata_ptr is the `Conversation`
+    // that `transaction` gave pam_start: it outlives the handle, and libpam
+    // calls back on this thread only, so no other reference to it is live.
+    unsafe { conversation::converse(num_msg, msg, resp, appdata_ptr, reply) }
 }
 
-fn converse_inner(
-    num_msg: c_int,
-    msg: *mut *mut PamMessage,
-    resp: *mut *mut PamResponse,
-    appdata_ptr: *mut c_void,
-) -> c_int {
-    if msg.is_null() || resp.is_null() || appdata_ptr.is_null() {
-        return PAM_CONV_ERR;
+/// Answers every prompt with the one code; information and errors take no
+/// answer.
+fn reply(conv: &mut Conversation, message: &Message) -> Reply {
+    if message.style != PAM_PROMPT_ECHO_OFF && message.style != PAM_PROMPT_ECHO_ON {
+        return Ok(None);
     }
-    if !(1..=PAM_MAX_NUM_MSG).contains(&num_msg) {
-        return PAM_CONV_ERR;
-    }
-    let count = usize::try_from(num_msg).unwrap_or(0);
-    // SAFETY: appdata_ptr is the `Conversation` that `transaction` gave
-    // pam_start; it outlives the handle, and libpam calls back on this thread
-    // only, so this is the only reference to it while the call lasts.
-    let conv = unsafe { &mut *appdata_ptr.cast::<Conversation>() };
-    // SAFETY: calloc of 1..=32 zeroed PamResponse structs (null `resp` is
-    // valid); libpam frees the array and each `resp` with free().
-    let responses =
-        unsafe { libc::calloc(count, std::mem::size_of::<PamResponse>()) }.cast::<PamResponse>();
-    if responses.is_null() {
-        return PAM_BUF_ERR;
-    }
-    for i in 0..count {
-        // SAFETY: Linux-PAM passes an array of `num_msg` message pointers.
-        let message = unsafe { *msg.add(i) };
-        if message.is_null() {
-            continue;
-        }
-        // SAFETY: a non-null message from libpam, valid for this call.
-        let style = unsafe { (*message).msg_style };
-        if style != PAM_PROMPT_ECHO_OFF && style != PAM_PROMPT_ECHO_ON {
-            continue; // Information and errors take no answer.
-        }
-        conv.prompts += 1;
-        // SAFETY: `answer` is a valid C string; strdup copies it into
-        // malloc'd memory that libpam will free().
-        let copy = unsafe { libc::strdup(conv.answer.as_ptr()) };
-        if copy.is_null() {
-            for j in 0..i {
-                // SAFETY: j < i < count; each `resp` is null or from strdup.
-                unsafe { libc::free((*responses.add(j)).resp.cast::<c_void>()) };
-            }
-            // SAFETY: from calloc above, freed once.
-            unsafe { libc::free(responses.cast::<c_void>()) };
-            return PAM_BUF_ERR;
-        }
-        // SAFETY: i < count, inside the array.
-        unsafe { (*responses.add(i)).resp = copy };
-    }
-    // SAFETY: `resp` is libpam's valid out-pointer; it takes ownership.
-    unsafe { *resp = responses };
-    PAM_SUCCESS
+    conv.prompts += 1;
+    Ok(Some(conv.answer.to_owned()))
 }
 
 /// Replaces libpam's failure delay: a benchmark must not sleep the delay a
@@ -128,25 +76,26 @@ extern "C" fn no_fail_delay(_retval: c_int, _usec: c_uint, _appdata_ptr: *mut c_
 /// failed to set up its configuration copy).
 pub fn transaction(service: &CStr, user: &CStr, answer: &CStr) -> Result<Timed, String> {
     let mut conversation = Conversation { answer, prompts: 0 };
-    let pam_conv = PamConversation {
+    let pam_conv = PamConv {
         conv: Some(converse),
-        data_ptr: ptr::addr_of_mut!(conversation).cast::<c_void>(),
+        appdata_ptr: ptr::addr_of_mut!(conversation).cast::<c_void>(),
     };
-    let mut handle: *const PamHandle = ptr::null();
+    let mut handle: *mut PamHandle = ptr::null_mut();
     let start = Instant::now();
     // SAFETY: valid C strings; libpam copies service and user and keeps
     // pointers to `pam_conv` and `conversation`, which outlive pam_end below.
     // `conversation` is not touched again until after pam_end, so the
     // callback's `&mut` is the only reference while libpam may call it.
-    let rc = unsafe { raw::pam_start(service.as_ptr(), user.as_ptr(), &pam_conv, &mut handle) };
+    let rc = unsafe { sys::pam_start(service.as_ptr(), user.as_ptr(), &pam_conv, &mut handle) };
     if rc != PAM_SUCCESS || handle.is_null() {
         return Err(format!("pam_start({service:?}) returned {rc}"));
     }
     let started = Instant::now();
-    let pamh = handle.cast_mut();
-    // SAFETY: a function of the type libpam expects for PAM_FAIL_DELAY
-    // (void (*)(int, unsigned, void *)), valid for the whole process.
-    unsafe { raw::pam_set_item(pamh, PAM_FAIL_DELAY, no_fail_delay as *const c_void) };
+    let pamh = handle;
+    let delay: FailDelayFn = no_fail_delay;
+    // SAFETY: live handle; PAM_FAIL_DELAY takes a function of the type
+    // `delay` has (checked by the binding), valid for the whole process.
+    unsafe { raw::pam_set_item(pamh, PAM_FAIL_DELAY, delay as *const c_void) };
     let before = Instant::now();
     let cpu_before = thread_cpu_time();
     // SAFETY: live handle; the conversation's data outlives the call.
