@@ -9,6 +9,7 @@
 //!   codes, clock skew, grace period), with time as a parameter;
 //! - [`options`] and [`path`]: the module arguments and `secret=` expansion;
 //! - [`store`]: every read and write of a secret file;
+//! - [`root_store`]: store mode, root-only secret files (`store=`);
 //! - [`module`]: one authentication from start to end;
 //! - `ffi`: the libpam entry points, the only `unsafe` code.
 #![deny(unsafe_code)]
@@ -20,5 +21,6 @@ pub mod options;
 pub mod otp;
 pub mod path;
 pub mod policy;
+pub mod root_store;
 pub mod secret_file;
 pub mod store;
