@@ -10,12 +10,14 @@
 //! - [`options`] and [`path`]: the module arguments and `secret=` expansion;
 //! - [`store`]: every read and write of a secret file;
 //! - [`root_store`]: store mode, root-only secret files (`store=`);
+//! - [`locked_update`]: the one locked read-decide-write path;
 //! - [`module`]: one authentication from start to end;
 //! - `ffi`: the libpam entry points, the only `unsafe` code.
 #![deny(unsafe_code)]
 
 pub mod clock;
 mod ffi;
+pub mod locked_update;
 pub mod module;
 pub mod options;
 pub mod otp;
