@@ -10,6 +10,7 @@
 //! - [`options`] and [`path`]: the module arguments and `secret=` expansion;
 //! - [`store`]: every read and write of a secret file;
 //! - [`root_store`]: store mode, root-only secret files (`store=`);
+//! - [`location`]: a secret file by path or in the store, behind one type;
 //! - [`locked_update`]: the one locked read-decide-write path;
 //! - [`module`]: one authentication from start to end;
 //! - `ffi`: the libpam entry points, the only `unsafe` code.
@@ -17,6 +18,7 @@
 
 pub mod clock;
 mod ffi;
+pub mod location;
 pub mod locked_update;
 pub mod module;
 pub mod options;

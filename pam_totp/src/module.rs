@@ -7,6 +7,8 @@
 //! 1. parse the module options; a bad one fails the module (fail closed);
 //! 2. find the user, expand `secret=`, and read the file as its user, after
 //!    the owner, mode, type and size checks (no lock: this is a look);
+//!    in store mode (`store=`) the file is `<store>/<account's own name>`,
+//!    read as root after the checks of [`crate::root_store`];
 //! 3. grace period: a host that logged in with a code recently gets in
 //!    without one, still counted against the rate limit;
 //! 4. get the code: from the password an earlier module collected
@@ -23,15 +25,17 @@
 //! code or the secret.
 
 pub use crate::clock::{Clock, SystemClock};
+use crate::location::SecretLocation;
 use crate::locked_update::{self, BeforeCommit, Decided, LocalOnly, Saved, UpdateError};
 use crate::options::{ModuleOptions, OptionError, PassMode};
 use crate::path::{self, PathError, DEFAULT_SECRET_PATH};
 use crate::policy::{self, in_grace_period, Accepted, Decision, Rejected};
+use crate::root_store::{self, NameProblem, RootStore};
 use crate::secret_file::{ParseError, SecretFile};
-use crate::store::{self, AccessRules, Identity, StoreError};
+use crate::store::{AccessRules, Identity, StoreError};
 use nix::unistd::User;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::Path;
 use zeroize::Zeroizing;
 
 pub const DEFAULT_PROMPT: &str = "Verification code: ";
@@ -85,6 +89,8 @@ enum Failure {
     UnknownAccount,
     UnknownFileUser(String),
     Path(PathError),
+    /// Store mode refuses this user name (an alias, an unusual name).
+    StoreAccount(NameProblem),
     NoSecretFile,
     File(StoreError),
     Parse(ParseError),
@@ -108,6 +114,7 @@ impl Failure {
             Failure::NoUser
             | Failure::UnknownAccount
             | Failure::Path(_)
+            | Failure::StoreAccount(_)
             | Failure::NoSecretFile
             | Failure::File(_)
             | Failure::Parse(_)
@@ -128,6 +135,7 @@ impl fmt::Display for Failure {
                 write!(f, "bad module configuration: user={} does not exist", name.escape_debug())
             }
             Failure::Path(e) => write!(f, "cannot locate the secret file: {e}"),
+            Failure::StoreAccount(e) => write!(f, "store mode: {e}"),
             Failure::NoSecretFile => f.write_str("no secret file (user not enrolled; see nullok)"),
             Failure::File(e) => write!(f, "{e}"),
             Failure::Parse(e) => write!(f, "secret file is corrupt: {e}"),
@@ -150,9 +158,7 @@ impl fmt::Display for Failure {
 
 /// Everything resolved about where the secret file is and how to open it.
 struct Target {
-    path: PathBuf,
-    identity: Identity,
-    rules: AccessRules,
+    location: SecretLocation,
 }
 
 /// Runs one authentication and logs its outcome.
@@ -252,23 +258,26 @@ impl Session<'_> {
             .remote_host()
             .and_then(|h| policy::grace_host(&h).map(str::to_owned));
 
-        let target = match self.locate(&user)? {
-            Some(target) => target,
-            None => {
+        let target = match self.locate(&user) {
+            Ok(Some(target)) => target,
+            Ok(None) => {
                 // Ask anyway, so the prompt does not tell who exists.
                 self.ask_code()?;
                 return Err(Failure::UnknownAccount);
             }
+            Err(failure @ Failure::StoreAccount(_)) => {
+                self.ask_code()?;
+                return Err(failure);
+            }
+            Err(failure) => return Err(failure),
         };
-        self.debug(|| {
-            format!(
-                "secret file {} read as uid {}",
-                target.path.display(),
-                target.identity.uid
-            )
-        });
+        self.debug(|| target.location.to_string());
 
-        let file = match store::read(&target.path, target.identity, &target.rules) {
+        // In store mode NotFound means only "no file for this account in a
+        // store that passed every check", so nullok keeps its meaning: an
+        // account root has not enrolled. A store that is missing or unsafe
+        // is an error, never "not enrolled".
+        let file = match target.location.read() {
             Ok(bytes) => SecretFile::parse(&bytes).map_err(Failure::Parse)?,
             Err(StoreError::NotFound) if self.options.nullok => {
                 return Ok(Success::NoSecretFileNullok)
@@ -316,6 +325,9 @@ impl Session<'_> {
     /// Resolves the file's path and the identity it is accessed with.
     /// `Ok(None)` when the user has no account.
     fn locate(&self, user: &str) -> Result<Option<Target>, Failure> {
+        if let Some(store) = &self.options.store {
+            return self.locate_in_store(user, Path::new(store));
+        }
         let Some(account) = User::from_name(user).ok().flatten() else {
             return Ok(None);
         };
@@ -333,15 +345,31 @@ impl Session<'_> {
             .unwrap_or(DEFAULT_SECRET_PATH);
         let path = path::expand(template, user, &account.dir).map_err(Failure::Path)?;
         Ok(Some(Target {
-            path,
-            identity: Identity {
-                uid: file_account.uid,
-                gid: file_account.gid,
+            location: SecretLocation::Path {
+                path,
+                identity: Identity {
+                    uid: file_account.uid,
+                    gid: file_account.gid,
+                },
+                rules: AccessRules {
+                    owner: self.options.strict_owner.then_some(file_account.uid),
+                    allowed_mode: self.options.allowed_mode,
+                },
             },
-            rules: AccessRules {
-                owner: self.options.strict_owner.then_some(file_account.uid),
-                allowed_mode: self.options.allowed_mode,
-            },
+        }))
+    }
+
+    /// Store mode: the account's own name, and the store opened after its
+    /// checks (see [`crate::root_store`]).
+    fn locate_in_store(&self, user: &str, store: &Path) -> Result<Option<Target>, Failure> {
+        let account = match root_store::canonical_account(user) {
+            Ok(account) => account,
+            Err(NameProblem::Unknown) => return Ok(None),
+            Err(problem) => return Err(Failure::StoreAccount(problem)),
+        };
+        let store = RootStore::open(store).map_err(|e| Failure::File(e.into()))?;
+        Ok(Some(Target {
+            location: SecretLocation::Store { store, account },
         }))
     }
 
@@ -476,14 +504,8 @@ impl Session<'_> {
             Decided { outcome, changed }
         };
         let mut check = CheckAdapter(&mut *self.commit_check);
-        let committed = locked_update::read_decide_write(
-            &target.path,
-            target.identity,
-            &target.rules,
-            decide,
-            &mut check,
-        )
-        .map_err(|error| match error {
+        let committed = locked_update::read_decide_write_at(&target.location, decide, &mut check)
+            .map_err(|error| match error {
             UpdateError::Store(e) => Failure::File(e),
             UpdateError::Parse(e) => Failure::Parse(e),
         })?;

@@ -80,6 +80,8 @@ pub enum StoreError {
         action: &'static str,
         error: io::Error,
     },
+    /// Store mode refused the store directory or the account name.
+    StoreMode(Box<crate::root_store::RootStoreError>),
 }
 
 impl fmt::Display for StoreError {
@@ -106,6 +108,7 @@ impl fmt::Display for StoreError {
             }
             StoreError::Unstable => f.write_str("secret file kept changing while being locked"),
             StoreError::Io { action, error } => write!(f, "cannot {action}: {error}"),
+            StoreError::StoreMode(error) => error.fmt(f),
         }
     }
 }

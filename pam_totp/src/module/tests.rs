@@ -5,6 +5,7 @@ use crate::otp::{hotp, time_step, Secret};
 use std::collections::VecDeque;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 
 const SECRET: &str = "JBSWY3DPEHPK3PXP";
 const NOW: u64 = 1_700_000_015;
