@@ -19,7 +19,6 @@ use crate::{generate, Clock, Console};
 use pam_totp::otp::{codes_equal, hotp, time_step, Code, Secret};
 use pam_totp::policy::window_offsets;
 use pam_totp::secret_file::{RateLimit, SecretFile, DEFAULT_STEP_SECONDS, DEFAULT_WINDOW};
-use pam_totp::store::{self, NewFile};
 use rand::TryCryptoRng;
 use std::io::Write;
 use zeroize::Zeroizing;
@@ -398,24 +397,15 @@ pub fn enroll<R: TryCryptoRng + ?Sized>(
     }
 
     let file = build_file(&plan, secret.clone(), &scratch, hotp_counter);
-    store::create(
-        &target.path,
-        &file.to_bytes(),
-        target.access,
-        NewFile {
-            owner: target.owner,
-            mode: FILE_MODE,
-        },
-        overwrite,
-    )
-    .map_err(|error| {
-        let error = Error::store(&target.path, error);
-        if interactive && !quiet {
-            Error::NotSaved(Box::new(error))
-        } else {
-            error
-        }
-    })?;
+    target
+        .create(&file.to_bytes(), FILE_MODE, overwrite)
+        .map_err(|error| {
+            if interactive && !quiet {
+                Error::NotSaved(Box::new(error))
+            } else {
+                error
+            }
+        })?;
     drop(file);
 
     if !interactive && !quiet {

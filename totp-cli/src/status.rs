@@ -18,8 +18,12 @@ pub fn status(target: &Target, show_secret: bool, out: &mut dyn Write) -> Result
         owner: None,
         allowed_mode: 0o7777,
     };
-    let bytes =
-        store::read(path, target.access, &lenient).map_err(|error| Error::store(path, error))?;
+    // (A store file is read with the store's own checks, which are also
+    // what the module applies: only root's files, in a checked store.)
+    let bytes = target
+        .location(lenient)?
+        .read()
+        .map_err(|error| Error::store(path, error))?;
     let meta = std::fs::symlink_metadata(path).map_err(|error| Error::Store {
         path: path.clone(),
         error: store::StoreError::Io {
