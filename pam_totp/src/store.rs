@@ -3,6 +3,10 @@
 //! Rules, all enforced here:
 //! - files are opened as their user (file-system uid/gid switched), so root's
 //!   rights never reach a file the user could not touch;
+//! - the directory is resolved once, component by component ([`dir`]): no
+//!   symlink that a user other than root or the file's user could change is
+//!   followed, and every later step (open, re-check, temporary file, rename,
+//!   directory sync) is relative to that directory's descriptor;
 //! - the final path component is never followed if it is a symlink, and only
 //!   a regular file is accepted (a FIFO cannot even block the open);
 //! - owner and mode are checked before a byte is read;
@@ -13,16 +17,21 @@
 //!   file, never a mix, and concurrent logins see each other's changes.
 
 use crate::secret_file::MAX_FILE_SIZE;
-use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
-use nix::unistd::{setfsgid, setfsuid, Gid, Uid};
-use std::ffi::OsString;
+use nix::errno::Errno;
+use nix::fcntl::{openat, renameat2, AtFlags, OFlag, RenameFlags};
+use nix::sys::stat::{fstatat, Mode};
+use nix::unistd::{fsync, setfsgid, setfsuid, unlinkat, Gid, Uid, UnlinkatFlags};
+use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::{fchown, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{fchown, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
+
+pub mod dir;
+pub use dir::{DirProblem, DirRules, SecureDir};
 
 /// Mode bits a secret file may have unless the admin allows more.
 pub const DEFAULT_ALLOWED_MODE: u32 = 0o600;
@@ -80,6 +89,16 @@ pub enum StoreError {
         action: &'static str,
         error: io::Error,
     },
+    /// A directory on the way to the file was refused (see [`dir`]).
+    UnsafeDirectory {
+        path: PathBuf,
+        problem: DirProblem,
+    },
+    /// A directory on the way to the file could not be opened.
+    Directory {
+        path: PathBuf,
+        error: io::Error,
+    },
     /// Store mode refused the store directory or the account name.
     StoreMode(Box<crate::root_store::RootStoreError>),
 }
@@ -108,6 +127,16 @@ impl fmt::Display for StoreError {
             }
             StoreError::Unstable => f.write_str("secret file kept changing while being locked"),
             StoreError::Io { action, error } => write!(f, "cannot {action}: {error}"),
+            StoreError::UnsafeDirectory { path, problem } => write!(
+                f,
+                "directory {} on the way to the secret file {problem}",
+                path.display()
+            ),
+            StoreError::Directory { path, error } => write!(
+                f,
+                "cannot open the directory {} on the way to the secret file: {error}",
+                path.display()
+            ),
             StoreError::StoreMode(error) => error.fmt(f),
         }
     }
@@ -172,30 +201,61 @@ fn split(path: &Path) -> Result<(PathBuf, OsString), StoreError> {
     Ok((dir, name.to_os_string()))
 }
 
-fn sibling(dir: &Path, name: &OsString, suffix: &str) -> PathBuf {
-    let mut temp = name.clone();
-    temp.push(suffix);
-    dir.join(temp)
+/// Opens the directory of `path` once (see [`dir`]) with the rules for a
+/// file accessed as `identity`, and returns it with the file's name in it.
+/// Must run as `identity`.
+fn open_parent(path: &Path, identity: Identity) -> Result<(SecureDir, OsString), StoreError> {
+    let (dir, name) = split(path)?;
+    let dir = SecureDir::open(&dir, &DirRules::for_identity(identity.uid))?;
+    Ok((dir, name))
 }
 
-/// Opens the file without following a final symlink and without blocking on
-/// a FIFO, then checks type, owner and mode on the open descriptor.
-fn open_checked(path: &Path, rules: &AccessRules) -> Result<(File, fs::Metadata), StoreError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|error| match error.raw_os_error() {
-            Some(libc::ENOENT) => StoreError::NotFound,
-            Some(libc::ELOOP) => StoreError::Symlink,
-            _ => StoreError::Io {
-                action: "open the secret file",
-                error,
-            },
-        })?;
+fn with_suffix(name: &OsStr, suffix: &str) -> OsString {
+    let mut temp = name.to_os_string();
+    temp.push(suffix);
+    temp
+}
+
+/// Removes `name` from `dir` if it is there (a file, never a directory).
+fn remove_entry(dir: &SecureDir, name: &OsStr) {
+    let _ = unlinkat(dir, name, UnlinkatFlags::NoRemoveDir);
+}
+
+/// Opens `name` in `dir` without following a symlink and without blocking
+/// on a FIFO, then checks type, owner and mode on the open descriptor.
+fn open_checked(
+    dir: &SecureDir,
+    name: &OsStr,
+    rules: &AccessRules,
+) -> Result<(File, fs::Metadata), StoreError> {
+    let fd = openat(
+        dir,
+        name,
+        OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY
+            | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| match errno {
+        Errno::ENOENT => StoreError::NotFound,
+        Errno::ELOOP => StoreError::Symlink,
+        errno => StoreError::Io {
+            action: "open the secret file",
+            error: io::Error::from(errno),
+        },
+    })?;
+    let file = File::from(fd);
     let meta = file
         .metadata()
         .map_err(io_error("inspect the secret file"))?;
+    check_file(&meta, rules)?;
+    Ok((file, meta))
+}
+
+/// Type, owner, mode and size: what a secret file must be before it is trusted.
+fn check_file(meta: &fs::Metadata, rules: &AccessRules) -> Result<(), StoreError> {
     if !meta.file_type().is_file() {
         return Err(StoreError::NotRegularFile);
     }
@@ -217,7 +277,7 @@ fn open_checked(path: &Path, rules: &AccessRules) -> Result<(File, fs::Metadata)
     if meta.len() > MAX_FILE_SIZE as u64 {
         return Err(StoreError::TooLarge);
     }
-    Ok((file, meta))
+    Ok(())
 }
 
 fn read_all(mut file: &File) -> Result<Zeroizing<Vec<u8>>, StoreError> {
@@ -241,7 +301,28 @@ pub fn read(
     rules: &AccessRules,
 ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
     let _as_user = AsIdentity::switch(identity)?;
-    let (file, _) = open_checked(path, rules)?;
+    let (dir, name) = open_parent(path, identity)?;
+    read_opened(&dir, &name, rules)
+}
+
+/// [`read`] for a file `name` in a directory already opened with
+/// [`SecureDir::open`] (e.g. under [`DirRules::strict`]).
+pub fn read_in(
+    dir: &SecureDir,
+    name: &OsStr,
+    identity: Identity,
+    rules: &AccessRules,
+) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    let _as_user = AsIdentity::switch(identity)?;
+    read_opened(dir, name, rules)
+}
+
+fn read_opened(
+    dir: &SecureDir,
+    name: &OsStr,
+    rules: &AccessRules,
+) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    let (file, _) = open_checked(dir, name, rules)?;
     read_all(&file)
 }
 
@@ -298,6 +379,19 @@ pub fn update<T>(
     update_owned(path, identity, rules, change, Ownership::of)
 }
 
+/// [`update`] for a file `name` in a directory already opened with
+/// [`SecureDir::open`] (e.g. under [`DirRules::strict`]).
+pub fn update_in<T>(
+    dir: &SecureDir,
+    name: &OsStr,
+    identity: Identity,
+    rules: &AccessRules,
+    change: impl FnOnce(&[u8]) -> (T, Option<Zeroizing<Vec<u8>>>),
+) -> Result<(T, Result<(), StoreError>), StoreError> {
+    let as_user = AsIdentity::switch(identity)?;
+    update_locked(&as_user, dir, name, rules, change, Ownership::of)
+}
+
 fn update_owned<T>(
     path: &Path,
     identity: Identity,
@@ -306,21 +400,33 @@ fn update_owned<T>(
     ownership: impl Fn(&fs::Metadata) -> Ownership,
 ) -> Result<(T, Result<(), StoreError>), StoreError> {
     let as_user = AsIdentity::switch(identity)?;
-    let (dir, name) = split(path)?;
+    let (dir, name) = open_parent(path, identity)?;
+    update_locked(&as_user, &dir, &name, rules, change, ownership)
+}
+
+/// The locked read-modify-write of `name` in `dir`, as the identity
+/// `as_user` switched to.
+fn update_locked<T>(
+    as_user: &AsIdentity,
+    dir: &SecureDir,
+    name: &OsStr,
+    rules: &AccessRules,
+    change: impl FnOnce(&[u8]) -> (T, Option<Zeroizing<Vec<u8>>>),
+    ownership: impl Fn(&fs::Metadata) -> Ownership,
+) -> Result<(T, Result<(), StoreError>), StoreError> {
     let deadline = Instant::now() + LOCK_WAIT;
     while Instant::now() < deadline {
-        let (file, meta) = open_checked(path, rules)?;
+        let (file, meta) = open_checked(dir, name, rules)?;
         lock(&file, deadline)?;
         // Another login may have replaced the file while we waited: the lock
         // we hold is then on the old inode, and we must start again.
-        match fs::symlink_metadata(path) {
-            Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() => {}
-            Ok(_) => continue,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
-            Err(error) => {
+        match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(now) if now.st_dev == meta.dev() && now.st_ino == meta.ino() => {}
+            Ok(_) | Err(Errno::ENOENT) => continue,
+            Err(errno) => {
                 return Err(StoreError::Io {
                     action: "inspect the secret file",
-                    error,
+                    error: io::Error::from(errno),
                 })
             }
         }
@@ -329,16 +435,16 @@ fn update_owned<T>(
         let saved = match new_contents {
             None => Ok(()),
             Some(bytes) => {
-                let temp = sibling(&dir, &name, ".pam_totp-tmp");
+                let temp = with_suffix(name, ".pam_totp-tmp");
                 // We hold the lock, so a file at the temporary name is left
                 // over from a crash: clear it rather than fail.
-                let _ = fs::remove_file(&temp);
+                remove_entry(dir, &temp);
                 let target = ownership(&meta);
                 replace(
-                    &as_user,
-                    &dir,
+                    as_user,
+                    dir,
                     &temp,
-                    path,
+                    name,
                     &bytes,
                     target,
                     RenameFlags::empty(),
@@ -355,21 +461,25 @@ fn update_owned<T>(
 /// file is removed and `path` is untouched.
 fn replace(
     as_user: &AsIdentity,
-    dir: &Path,
-    temp: &Path,
-    path: &Path,
+    dir: &SecureDir,
+    temp: &OsStr,
+    name: &OsStr,
     bytes: &[u8],
     target: Ownership,
     flags: RenameFlags,
 ) -> Result<(), StoreError> {
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(temp)
-            .map_err(io_error("create the temporary file"))?;
+        let fd = openat(
+            dir,
+            temp,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|errno| StoreError::Io {
+            action: "create the temporary file",
+            error: io::Error::from(errno),
+        })?;
+        let mut file = File::from(fd);
         file.write_all(bytes)
             .map_err(io_error("write the temporary file"))?;
         let written = file
@@ -388,8 +498,8 @@ fn replace(
         }
         file.sync_all()
             .map_err(io_error("sync the temporary file"))?;
-        renameat2(AT_FDCWD, temp, AT_FDCWD, path, flags).map_err(|errno| match errno {
-            nix::errno::Errno::EEXIST => StoreError::AlreadyExists,
+        renameat2(dir, temp, dir, name, flags).map_err(|errno| match errno {
+            Errno::EEXIST => StoreError::AlreadyExists,
             errno => StoreError::Io {
                 action: "rename the temporary file",
                 error: io::Error::from(errno),
@@ -397,13 +507,16 @@ fn replace(
         })
     })();
     if result.is_err() {
-        let _ = fs::remove_file(temp);
+        remove_entry(dir, temp);
         return result;
     }
     // The rename is done; syncing the directory makes it survive a crash.
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error("sync the directory"))
+    dir.open_for_sync()
+        .and_then(fsync)
+        .map_err(|errno| StoreError::Io {
+            action: "sync the directory",
+            error: io::Error::from(errno),
+        })
 }
 
 /// Owner and mode for a new file.
@@ -447,18 +560,21 @@ pub fn create(
         }
     }
     let as_user = AsIdentity::switch(as_identity)?;
-    let (dir, name) = split(path)?;
-    let temp = sibling(
-        &dir,
-        &name,
-        &format!(".pam_totp-new.{}", std::process::id()),
-    );
-    let _ = fs::remove_file(&temp);
+    let (dir, name) = open_parent(path, as_identity).map_err(|error| match error {
+        // A missing directory is no missing file here: nothing can be created.
+        StoreError::NotFound => StoreError::Io {
+            action: "create the temporary file",
+            error: io::Error::from(Errno::ENOENT),
+        },
+        other => other,
+    })?;
+    let temp = with_suffix(&name, &format!(".pam_totp-new.{}", std::process::id()));
+    remove_entry(&dir, &temp);
     replace(
         &as_user,
         &dir,
         &temp,
-        path,
+        &name,
         bytes,
         target,
         RenameFlags::RENAME_NOREPLACE,

@@ -262,3 +262,113 @@ fn rewrite_keeps_another_owner() {
     assert_eq!((meta.uid(), meta.gid()), (0, nobody.gid.as_raw()));
     assert_eq!(meta.mode() & 0o7777, 0o440);
 }
+
+fn am_root() -> bool {
+    Uid::effective().is_root()
+}
+
+#[test]
+fn the_directory_is_resolved_once_and_later_steps_stay_in_it() {
+    let dir = TempDir::new("walk-once");
+    let sub = dir.path("sub");
+    fs::create_dir(&sub).unwrap();
+    let path = sub.join("secret");
+    create(&path, b"v1\n", me(), new_file(), false).unwrap();
+    let opened = SecureDir::open(&sub, &DirRules::for_identity(Uid::effective())).unwrap();
+    // The path now names another directory with a file of the same name.
+    fs::rename(&sub, dir.path("moved")).unwrap();
+    fs::create_dir(&sub).unwrap();
+    fs::write(&path, b"decoy\n").unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    let name = std::ffi::OsStr::new("secret");
+    let (seen, saved) = update_in(&opened, name, me(), &rules(), |old| {
+        (old.to_vec(), Some(Zeroizing::new(b"v2\n".to_vec())))
+    })
+    .unwrap();
+    saved.unwrap();
+    assert_eq!(seen, b"v1\n", "read from the directory that was opened");
+    assert_eq!(fs::read(dir.path("moved").join("secret")).unwrap(), b"v2\n");
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        b"decoy\n",
+        "the decoy is untouched"
+    );
+}
+
+#[test]
+fn a_symlink_on_the_way_is_followed_only_when_trusted() {
+    let dir = TempDir::new("walk-links");
+    let real = dir.path("real");
+    fs::create_dir(&real).unwrap();
+    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o755)).unwrap();
+    let link = dir.path("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let lenient = DirRules::for_identity(Uid::effective());
+    // Made by us, in a directory only we can change: followed.
+    SecureDir::open(&link.join("."), &lenient).unwrap();
+    // Strict rules follow no symlink at all.
+    let err = SecureDir::open(&link, &DirRules::strict(&[Uid::effective()])).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::UnsafeDirectory {
+                problem: DirProblem::Symlink,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // A directory others may write: its symlinks are not trusted.
+    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o777)).unwrap();
+    let err = SecureDir::open(&link, &lenient).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::UnsafeDirectory {
+                problem: DirProblem::UntrustedSymlink,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o755)).unwrap();
+    if am_root() {
+        // A symlink owned by another user is not trusted either.
+        std::os::unix::fs::lchown(&link, Some(24_302), Some(24_302)).unwrap();
+        let err = SecureDir::open(&link, &lenient).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        // ...unless that user is the one the file is accessed as.
+        SecureDir::open(&link, &DirRules::for_identity(Uid::from_raw(24_302))).unwrap();
+    }
+}
+
+#[test]
+fn strict_rules_refuse_shared_or_foreign_directories() {
+    let dir = TempDir::new("walk-strict");
+    let shared = dir.path("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o775)).unwrap();
+    // The temporary directory itself (/tmp, 1777) is shared: start below it.
+    let strict = DirRules::strict(&[Uid::effective()]);
+    let err = SecureDir::open(&shared, &strict).unwrap_err();
+    assert!(matches!(err, StoreError::UnsafeDirectory { .. }), "{err}");
+    assert!(
+        err.to_string().contains("writable by group or others"),
+        "{err}"
+    );
+    if am_root() {
+        let foreign = dir.path("foreign");
+        fs::create_dir(&foreign).unwrap();
+        std::os::unix::fs::chown(&foreign, Some(24_303), None).unwrap();
+        let err = SecureDir::open(&foreign, &DirRules::strict(&[])).unwrap_err();
+        assert!(err.to_string().contains("owned by uid 24303"), "{err}");
+    }
+    // A missing directory is a missing file (nullok applies).
+    let err = SecureDir::open(
+        &dir.path("absent"),
+        &DirRules::for_identity(Uid::effective()),
+    )
+    .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err}");
+}
