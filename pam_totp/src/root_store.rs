@@ -10,37 +10,37 @@
 //! What is checked, at every use:
 //! - the store path is absolute and plain (no `.` or `..`); the process
 //!   runs as root;
-//! - every directory from `/` down to the store is walked with `openat`,
-//!   never following a symlink; each must be a directory owned by root and
-//!   not writable by group or others; the store itself must have no group
-//!   or other access at all (who is enrolled is nobody else's business);
+//! - the store is opened with the shared directory walk
+//!   ([`crate::store::dir`], [`DirRules::strict`]): from `/` down with
+//!   `openat`, no symlink followed, every directory owned by root and not
+//!   writable by group or others (a sticky directory such as `/tmp` on the
+//!   way is accepted: nobody but root can rename or remove root's entries
+//!   there); the store itself must have no group or other access at all
+//!   (who is enrolled is nobody else's business), and a missing store is an
+//!   error, never "not enrolled";
 //! - the account name is the account's own name in the user database: an
 //!   alias (a second name for the same uid, or a differently spelled name a
 //!   case-insensitive directory service answers for) and names outside a
 //!   plain portable set are refused rather than mapped to a file;
-//! - the file is opened relative to the store's directory descriptor, never
-//!   following a symlink, and must be a regular file owned by root with no
-//!   group or other access (mode 0600 or stricter);
-//! - an update takes the file's lock, then walks the store path again and
-//!   refuses to go on if it no longer names the directory it has open (the
-//!   store was moved or swapped); the new file is written, given the old
-//!   owner and mode, synced, renamed over the old one and the directory
-//!   synced, all relative to the directory descriptor.
+//! - the file is read and updated by [`crate::store`] relative to the
+//!   store's directory descriptor, as root: never through a symlink, only a
+//!   regular file owned by root with no group or other access (0600 or
+//!   stricter);
+//! - an update, once it holds the file's lock, walks the store path again
+//!   and writes nothing if it no longer names the directory it has open (the
+//!   store was moved or swapped).
 
-use crate::secret_file::MAX_FILE_SIZE;
-use crate::store::StoreError;
+use crate::store::{self, AccessRules, DirRules, Identity, SecureDir, StoreError};
 use nix::errno::Errno;
-use nix::fcntl::{openat, renameat, renameat2, OFlag, RenameFlags};
-use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, FileStat, Mode, SFlag};
+use nix::fcntl::{openat, renameat, renameat2, AtFlags, OFlag, RenameFlags};
+use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, FileStat, Mode};
 use nix::unistd::{fchown, unlinkat, Gid, Uid, UnlinkatFlags, User};
 use std::ffi::OsStr;
 use std::fmt;
-use std::fs::{File, TryLockError};
-use std::io::{self, Read, Seek, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::fs::File;
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 /// Where `totp-enroll` and the documentation put the store.
@@ -52,46 +52,32 @@ pub const STORE_DIR_MODE: u32 = 0o700;
 /// Longest account name used as a file name: leaves room in NAME_MAX (255)
 /// for the temporary names made from it.
 pub const MAX_ACCOUNT_NAME: usize = 200;
-/// How long an update waits for other logins' updates of the same file.
-const LOCK_WAIT: Duration = Duration::from_secs(10);
-const LOCK_POLL: Duration = Duration::from_millis(2);
 
-/// Why a directory on the way to the store is not trusted.
+/// Why the store directory itself is not trusted (the directories on the
+/// way are judged by [`SecureDir`] under [`DirRules::strict`]).
 #[derive(Debug)]
 pub enum UnsafeDirectory {
     Missing,
-    Symlink,
-    NotDirectory,
-    NotRootOwned {
-        uid: u32,
-    },
-    Writable {
-        mode: u32,
-    },
-    /// The store itself lets group or others in.
+    /// The store lets group or others in.
     Open {
         mode: u32,
     },
-    Io(Errno),
+    NotRootOwned {
+        uid: u32,
+    },
 }
 
 impl fmt::Display for UnsafeDirectory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             UnsafeDirectory::Missing => f.write_str("does not exist"),
-            UnsafeDirectory::Symlink => f.write_str("is a symbolic link"),
-            UnsafeDirectory::NotDirectory => f.write_str("is not a directory"),
-            UnsafeDirectory::NotRootOwned { uid } => {
-                write!(f, "is owned by uid {uid}, not root")
-            }
-            UnsafeDirectory::Writable { mode } => {
-                write!(f, "has mode {mode:04o}: group or others can write it")
-            }
             UnsafeDirectory::Open { mode } => write!(
                 f,
                 "has mode {mode:04o}: the store must be root's alone (chmod 700)"
             ),
-            UnsafeDirectory::Io(errno) => write!(f, "cannot be opened: {}", errno.desc()),
+            UnsafeDirectory::NotRootOwned { uid } => {
+                write!(f, "is owned by uid {uid}, not root")
+            }
         }
     }
 }
@@ -261,70 +247,57 @@ fn components(path: &Path) -> Result<Vec<&OsStr>, RootStoreError> {
     Ok(parts)
 }
 
-fn check_directory(stat: &FileStat, is_store: bool) -> Result<(), UnsafeDirectory> {
-    if SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFDIR {
-        return Err(UnsafeDirectory::NotDirectory);
-    }
-    if stat.st_uid != 0 {
-        return Err(UnsafeDirectory::NotRootOwned { uid: stat.st_uid });
-    }
-    let mode = stat.st_mode & 0o7777;
-    if mode & 0o022 != 0 {
-        return Err(UnsafeDirectory::Writable { mode });
-    }
-    if is_store && mode & 0o077 != 0 {
-        return Err(UnsafeDirectory::Open { mode });
-    }
-    Ok(())
+/// Root alone: every directory from `/` to the store owned by root, none
+/// writable by group or others (a sticky one such as `/tmp` excepted: there
+/// nobody but root may rename or remove root's entries), no symlinks.
+fn dir_rules() -> DirRules {
+    DirRules::strict(&[])
 }
 
-const DIR_FLAGS: OFlag = OFlag::O_RDONLY
-    .union(OFlag::O_DIRECTORY)
-    .union(OFlag::O_NOFOLLOW)
-    .union(OFlag::O_CLOEXEC);
-
-/// Walks from `/` to `path` one component at a time, checking each
-/// directory, and returns the last one open. With `create`, a missing last
-/// component is made (mode 0700), after its parent passed the checks.
-fn walk(path: &Path, create: bool) -> Result<(OwnedFd, FileStat), RootStoreError> {
+/// Opens the store at `path` with the shared directory walk and checks the
+/// store itself. With `create`, a missing store (only the last component)
+/// is made with mode 0700 in a parent that passed the same checks.
+fn walk(path: &Path, create: bool) -> Result<(SecureDir, FileStat), RootStoreError> {
     let parts = components(path)?;
-    let mut at = PathBuf::from("/");
-    let unsafe_dir = |at: &Path, why| RootStoreError::Directory {
-        path: at.to_path_buf(),
+    let missing = || RootStoreError::Directory {
+        path: path.to_path_buf(),
+        why: UnsafeDirectory::Missing,
+    };
+    let dir = match SecureDir::open(path, &dir_rules()) {
+        Ok(dir) => dir,
+        // A store that is not there is a broken configuration, never "this
+        // user is not enrolled": nullok must not turn it into a pass.
+        Err(StoreError::NotFound) if create => {
+            let Some((last, _)) = parts.split_last() else {
+                return Err(missing());
+            };
+            let parent = path.parent().ok_or_else(missing)?;
+            let parent = SecureDir::open(parent, &dir_rules()).map_err(|e| match e {
+                StoreError::NotFound => missing(),
+                other => other.into(),
+            })?;
+            match mkdirat(&parent, *last, Mode::from_bits_truncate(STORE_DIR_MODE)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(errno) => return Err(io_error("create the store directory")(errno)),
+            }
+            SecureDir::open(path, &dir_rules())?
+        }
+        Err(StoreError::NotFound) => return Err(missing()),
+        Err(other) => return Err(other.into()),
+    };
+    let stat = fstat(&dir).map_err(io_error("inspect the store directory"))?;
+    let unsafe_store = |why| RootStoreError::Directory {
+        path: path.to_path_buf(),
         why,
     };
-    let mut dir = nix::fcntl::open("/", DIR_FLAGS, Mode::empty())
-        .map_err(|e| unsafe_dir(&at, UnsafeDirectory::Io(e)))?;
-    let mut stat = fstat(&dir).map_err(|e| unsafe_dir(&at, UnsafeDirectory::Io(e)))?;
-    check_directory(&stat, parts.is_empty()).map_err(|why| unsafe_dir(&at, why))?;
-    for (i, part) in parts.iter().enumerate() {
-        at.push(part);
-        let last = i + 1 == parts.len();
-        let next = match openat(&dir, *part, DIR_FLAGS, Mode::empty()) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) if last && create => {
-                mkdirat(&dir, *part, Mode::from_bits_truncate(STORE_DIR_MODE))
-                    .map_err(|e| unsafe_dir(&at, UnsafeDirectory::Io(e)))?;
-                openat(&dir, *part, DIR_FLAGS, Mode::empty())
-                    .map_err(|e| unsafe_dir(&at, UnsafeDirectory::Io(e)))?
-            }
-            Err(Errno::ENOENT) => return Err(unsafe_dir(&at, UnsafeDirectory::Missing)),
-            Err(errno @ (Errno::ELOOP | Errno::ENOTDIR)) => {
-                // Tell a symlink from another non-directory, for the message.
-                let why = match fstatat(&dir, *part, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
-                    Ok(s) if s.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFLNK.bits() => {
-                        UnsafeDirectory::Symlink
-                    }
-                    Ok(_) => UnsafeDirectory::NotDirectory,
-                    Err(_) => UnsafeDirectory::Io(errno),
-                };
-                return Err(unsafe_dir(&at, why));
-            }
-            Err(errno) => return Err(unsafe_dir(&at, UnsafeDirectory::Io(errno))),
-        };
-        stat = fstat(&next).map_err(|e| unsafe_dir(&at, UnsafeDirectory::Io(e)))?;
-        check_directory(&stat, last).map_err(|why| unsafe_dir(&at, why))?;
-        dir = next;
+    if stat.st_uid != 0 {
+        return Err(unsafe_store(UnsafeDirectory::NotRootOwned {
+            uid: stat.st_uid,
+        }));
+    }
+    let mode = stat.st_mode & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(unsafe_store(UnsafeDirectory::Open { mode }));
     }
     Ok((dir, stat))
 }
@@ -333,7 +306,7 @@ fn walk(path: &Path, create: bool) -> Result<(OwnedFd, FileStat), RootStoreError
 /// descriptor.
 #[derive(Debug)]
 pub struct RootStore {
-    dir: OwnedFd,
+    dir: SecureDir,
     path: PathBuf,
     dev: u64,
     ino: u64,
@@ -346,12 +319,6 @@ struct Ownership {
     gid: u32,
     mode: u32,
 }
-
-const FILE_READ_FLAGS: OFlag = OFlag::O_RDONLY
-    .union(OFlag::O_NOFOLLOW)
-    .union(OFlag::O_NONBLOCK)
-    .union(OFlag::O_NOCTTY)
-    .union(OFlag::O_CLOEXEC);
 
 impl RootStore {
     /// Opens the store at `path` after checking it and every directory
@@ -398,126 +365,53 @@ impl RootStore {
         }
     }
 
-    /// Opens `account`'s file and checks it (type, owner root, mode, size).
-    fn open_checked(&self, account: &Account) -> Result<(File, FileStat), RootStoreError> {
-        let fd = openat(
-            &self.dir,
-            account.name.as_str(),
-            FILE_READ_FLAGS,
-            Mode::empty(),
-        )
-        .map_err(|errno| match errno {
-            Errno::ENOENT => RootStoreError::File(StoreError::NotFound),
-            Errno::ELOOP => RootStoreError::File(StoreError::Symlink),
-            errno => RootStoreError::File(StoreError::Io {
-                action: "open the secret file",
-                error: io::Error::from(errno),
-            }),
-        })?;
-        let stat = fstat(&fd).map_err(io_error("inspect the secret file"))?;
-        if stat.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFREG.bits() {
-            return Err(StoreError::NotRegularFile.into());
-        }
-        if stat.st_uid != 0 {
-            return Err(StoreError::WrongOwner {
-                owner: stat.st_uid,
-                expected: 0,
-            }
-            .into());
-        }
-        let mode = stat.st_mode & 0o7777;
-        if mode & !STORE_FILE_ALLOWED_MODE != 0 {
-            return Err(StoreError::LoosePermissions {
-                mode,
-                allowed: STORE_FILE_ALLOWED_MODE,
-            }
-            .into());
-        }
-        if stat.st_size < 0 || stat.st_size as u64 > MAX_FILE_SIZE as u64 {
-            return Err(StoreError::TooLarge.into());
-        }
-        Ok((File::from(fd), stat))
-    }
-
     /// Owner, group and mode of `account`'s file, after the checks.
     pub fn inspect(&self, account: &Account) -> Result<(u32, u32, u32), RootStoreError> {
-        let (_, stat) = self.open_checked(account)?;
+        self.read(account)?;
+        let stat = fstatat(
+            &self.dir,
+            account.name.as_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(io_error("inspect the secret file"))?;
         Ok((stat.st_uid, stat.st_gid, stat.st_mode & 0o7777))
     }
 
     /// Reads `account`'s file, without a lock: a look, not a decision.
     pub fn read(&self, account: &Account) -> Result<Zeroizing<Vec<u8>>, RootStoreError> {
-        let (file, _) = self.open_checked(account)?;
-        read_all(&file)
+        Ok(store::read_in(
+            &self.dir,
+            OsStr::new(&account.name),
+            root(),
+            &file_rules(),
+        )?)
     }
 
-    /// Read-modify-write under the file's lock, as [`crate::store::update`]:
-    /// the outer `Err` means nothing was read; the inner result says whether
-    /// the change was saved.
+    /// Read-modify-write under the file's lock, as [`store::update`]: the
+    /// outer `Err` means nothing was read (or the store moved, and nothing
+    /// was written); the inner result says whether the change was saved.
     pub fn update<T>(
         &self,
         account: &Account,
         change: impl FnOnce(&[u8]) -> (T, Option<Zeroizing<Vec<u8>>>),
     ) -> Result<(T, Result<(), RootStoreError>), RootStoreError> {
-        self.locked(account, |store, file, stat| {
-            let contents = read_all(file)?;
-            let (result, new_contents) = change(&contents);
-            let saved = match new_contents {
-                None => Ok(()),
-                Some(bytes) => store.replace(account, &bytes, Ownership::of(stat)),
-            };
-            Ok((result, saved))
-        })
-    }
-
-    /// Runs `f` with `account`'s file open, checked and locked, after making
-    /// sure the store is still where it was and the name still names the
-    /// locked file.
-    fn locked<T>(
-        &self,
-        account: &Account,
-        f: impl FnOnce(&RootStore, &File, &FileStat) -> Result<T, RootStoreError>,
-    ) -> Result<T, RootStoreError> {
-        let deadline = Instant::now() + LOCK_WAIT;
-        while Instant::now() < deadline {
-            let (file, stat) = self.open_checked(account)?;
-            lock(&file, deadline)?;
-            self.still_in_place()?;
-            // Another writer may have replaced the file while we waited.
-            match fstatat(
-                &self.dir,
-                account.name.as_str(),
-                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-            ) {
-                Ok(now) if now.st_dev == stat.st_dev && now.st_ino == stat.st_ino => {}
-                Ok(_) | Err(Errno::ENOENT) => continue,
-                Err(errno) => return Err(io_error("inspect the secret file")(errno)),
-            }
-            // Owner and mode may have changed while we waited: check again.
-            let (_, stat) = self.open_checked_again(&file)?;
-            return f(self, &file, &stat);
-        }
-        Err(StoreError::Unstable.into())
-    }
-
-    fn open_checked_again(&self, file: &File) -> Result<((), FileStat), RootStoreError> {
-        let stat = fstat(file.as_fd()).map_err(io_error("inspect the secret file"))?;
-        let mode = stat.st_mode & 0o7777;
-        if stat.st_uid != 0 {
-            return Err(StoreError::WrongOwner {
-                owner: stat.st_uid,
-                expected: 0,
-            }
-            .into());
-        }
-        if mode & !STORE_FILE_ALLOWED_MODE != 0 {
-            return Err(StoreError::LoosePermissions {
-                mode,
-                allowed: STORE_FILE_ALLOWED_MODE,
-            }
-            .into());
-        }
-        Ok(((), stat))
+        let (result, saved) = store::update_in(
+            &self.dir,
+            OsStr::new(&account.name),
+            root(),
+            &file_rules(),
+            |bytes| {
+                // The lock is held: if the store path now names another
+                // directory, someone with root's rights is moving things;
+                // write nothing rather than guess which one is meant.
+                if let Err(error) = self.still_in_place() {
+                    return (Err(error), None);
+                }
+                let (result, new) = change(bytes);
+                (Ok(result), new)
+            },
+        )?;
+        Ok((result?, saved.map_err(RootStoreError::from)))
     }
 
     /// Writes `bytes` under a temporary name, gives it `target`'s owner and
@@ -587,16 +481,7 @@ impl RootStore {
             let _ = unlinkat(&self.dir, temp.as_str(), UnlinkatFlags::NoRemoveDir);
             return result;
         }
-        nix::unistd::fsync(&self.dir).map_err(io_error("sync the store directory"))
-    }
-
-    fn replace(
-        &self,
-        account: &Account,
-        bytes: &[u8],
-        target: Ownership,
-    ) -> Result<(), RootStoreError> {
-        self.write_file(account, bytes, target, false)
+        self.sync()
     }
 
     /// Writes a new file for `account`, owned by root with `mode` (group and
@@ -616,14 +501,17 @@ impl RootStore {
             mode: mode & STORE_FILE_ALLOWED_MODE,
         };
         if overwrite {
-            match self.locked(account, |store, _, _| store.replace(account, bytes, target)) {
+            // Under the lock, so a login in progress is not lost.
+            let replaced = self.update(account, |_| ((), Some(Zeroizing::new(bytes.to_vec()))));
+            match replaced {
+                Ok(((), saved)) => return saved,
                 Err(RootStoreError::File(StoreError::NotFound)) => {}
                 // A file the checks refuse (wrong owner, loose mode) is
                 // replaced too: that is how an admin repairs it.
                 Err(RootStoreError::File(
                     StoreError::WrongOwner { .. } | StoreError::LoosePermissions { .. },
                 )) => return self.write_file(account, bytes, target, false),
-                other => return other,
+                Err(other) => return Err(other),
             }
         }
         self.write_file(account, bytes, target, true)
@@ -637,75 +525,38 @@ impl RootStore {
         account: &Account,
         f: impl FnOnce(&[u8]) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut outcome = None;
-        let locked = self.locked(account, |store, file, _| {
-            let contents = read_all(file)?;
-            let result = f(&contents);
-            if result.is_ok() {
-                unlinkat(
-                    &store.dir,
-                    account.name.as_str(),
-                    UnlinkatFlags::NoRemoveDir,
-                )
-                .map_err(io_error("remove the secret file"))?;
-                nix::unistd::fsync(&store.dir).map_err(io_error("sync the store directory"))?;
-            }
-            outcome = Some(result);
-            Ok(())
-        });
-        match (locked, outcome) {
-            (_, Some(Err(e))) => Err(e),
-            (Err(e), _) => Err(e.into()),
-            (Ok(()), Some(Ok(value))) => Ok(value),
-            (Ok(()), None) => unreachable!("the closure ran when locked() succeeded"),
-        }
+        let (result, _) = self.update(account, |bytes| {
+            let result = f(bytes).and_then(|value| {
+                unlinkat(&self.dir, account.name.as_str(), UnlinkatFlags::NoRemoveDir)
+                    .map_err(|errno| E::from(io_error("remove the secret file")(errno)))?;
+                self.sync()?;
+                Ok(value)
+            });
+            (result, None)
+        })?;
+        result
+    }
+
+    fn sync(&self) -> Result<(), RootStoreError> {
+        self.dir
+            .open_for_sync()
+            .and_then(nix::unistd::fsync)
+            .map_err(io_error("sync the store directory"))
     }
 }
 
-impl Ownership {
-    fn of(stat: &FileStat) -> Ownership {
-        Ownership {
-            uid: stat.st_uid,
-            gid: stat.st_gid,
-            mode: stat.st_mode & 0o7777,
-        }
+fn root() -> Identity {
+    Identity {
+        uid: Uid::from_raw(0),
+        gid: Gid::from_raw(0),
     }
 }
 
-fn read_all(mut file: &File) -> Result<Zeroizing<Vec<u8>>, RootStoreError> {
-    let failed = |error| {
-        RootStoreError::File(StoreError::Io {
-            action: "read the secret file",
-            error,
-        })
-    };
-    file.rewind().map_err(failed)?;
-    let mut contents = Zeroizing::new(Vec::with_capacity(4096));
-    file.take(MAX_FILE_SIZE as u64 + 1)
-        .read_to_end(&mut contents)
-        .map_err(failed)?;
-    if contents.len() > MAX_FILE_SIZE {
-        return Err(StoreError::TooLarge.into());
-    }
-    Ok(contents)
-}
-
-fn lock(file: &File, deadline: Instant) -> Result<(), RootStoreError> {
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(()),
-            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(LOCK_POLL)
-            }
-            Err(TryLockError::WouldBlock) => return Err(StoreError::LockTimeout.into()),
-            Err(TryLockError::Error(error)) => {
-                return Err(StoreError::Io {
-                    action: "lock the secret file",
-                    error,
-                }
-                .into())
-            }
-        }
+/// What a store file must be: root's, with no group or other access.
+fn file_rules() -> AccessRules {
+    AccessRules {
+        owner: Some(Uid::from_raw(0)),
+        allowed_mode: STORE_FILE_ALLOWED_MODE,
     }
 }
 

@@ -128,46 +128,73 @@ fn unsafe_store_directories_are_refused() {
     }
     let base = Base::new();
     let dir = base.store("store");
+    let shown = |path: &Path| path.display().to_string();
+    let on_the_way = |path: &Path, what: &str| {
+        format!(
+            "directory {} on the way to the secret file {what}",
+            path.display()
+        )
+    };
 
+    // Readable by others: who is enrolled is root's business.
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-    assert!(
-        refusal(&dir)
-            .ends_with("has mode 0755: the store must be root's alone (chmod 700); refusing it"),
-        "{}",
-        refusal(&dir)
+    assert_eq!(
+        refusal(&dir),
+        format!(
+            "store directory {} has mode 0755: the store must be root's alone (chmod 700); \
+             refusing it",
+            shown(&dir)
+        )
     );
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o770)).unwrap();
-    assert!(refusal(&dir).contains("has mode 0770: group or others can write it"));
+    assert_eq!(
+        refusal(&dir),
+        on_the_way(&dir, "has mode 0770: writable by group or others")
+    );
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
 
     std::os::unix::fs::chown(&dir, Some(1), Some(1)).unwrap();
-    assert!(refusal(&dir).contains("is owned by uid 1, not root"));
+    assert_eq!(
+        refusal(&dir),
+        on_the_way(&dir, "is owned by uid 1, which is not trusted")
+    );
     std::os::unix::fs::chown(&dir, Some(0), Some(0)).unwrap();
 
     // A parent group-writable: someone else could swap the store.
     fs::set_permissions(&base.0, fs::Permissions::from_mode(0o775)).unwrap();
-    let err = refusal(&dir);
-    assert!(
-        err.starts_with(&format!(
-            "store directory {} has mode 0775",
-            base.0.display()
-        )),
-        "{err}"
+    assert_eq!(
+        refusal(&dir),
+        on_the_way(&base.0, "has mode 0775: writable by group or others")
     );
     fs::set_permissions(&base.0, fs::Permissions::from_mode(0o755)).unwrap();
 
     // The store reached through a symlink, at the end or on the way.
     let link = base.0.join("link");
     symlink(&dir, &link).unwrap();
-    assert!(refusal(&link).ends_with("link is a symbolic link; refusing it"));
+    assert_eq!(
+        refusal(&link),
+        on_the_way(&link, "is a symbolic link; refusing to follow it")
+    );
     let parent_link = base.0.join("parent-link");
     symlink(&base.0, &parent_link).unwrap();
-    assert!(refusal(&parent_link.join("store")).contains("parent-link is a symbolic link"));
+    assert_eq!(
+        refusal(&parent_link.join("store")),
+        on_the_way(&parent_link, "is a symbolic link; refusing to follow it")
+    );
 
     let missing = base.0.join("missing");
-    assert!(refusal(&missing).ends_with("missing does not exist; refusing it"));
+    assert_eq!(
+        refusal(&missing),
+        format!(
+            "store directory {} does not exist; refusing it",
+            shown(&missing)
+        )
+    );
     fs::write(base.0.join("file"), b"").unwrap();
-    assert!(refusal(&base.0.join("file")).contains("is not a directory"));
+    assert_eq!(
+        refusal(&base.0.join("file")),
+        on_the_way(&base.0.join("file"), "is not a directory")
+    );
 
     // Still fine after all that.
     RootStore::open(&dir).unwrap();
@@ -267,9 +294,15 @@ fn create_does_not_replace_unless_told() {
     assert_eq!(fs::read(dir.join("root")).unwrap(), FILE);
     store.create(&root, b"OTHER\n", 0o644, true).unwrap();
     let meta = fs::metadata(dir.join("root")).unwrap();
-    // Group and other bits never make it into the store.
-    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o600));
+    // Replaced under the lock: owner and mode of the old file.
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o400));
     assert_eq!(fs::read(dir.join("root")).unwrap(), b"OTHER\n");
+    // A file with a loose mode is repaired, and group and other bits never
+    // make it into the store.
+    fs::set_permissions(dir.join("root"), fs::Permissions::from_mode(0o644)).unwrap();
+    store.create(&root, FILE, 0o644, true).unwrap();
+    let meta = fs::metadata(dir.join("root")).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o600));
 }
 
 #[test]
