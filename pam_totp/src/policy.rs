@@ -171,12 +171,25 @@ fn find_counter(
     code: u32,
     candidates: impl Iterator<Item = i64>,
 ) -> Option<u64> {
+    matching_counter(file.secret(), code, candidates)
+}
+
+/// The window search of a login, alone: the first counter (or time step) in
+/// `candidates` whose code for `secret` equals `code`, negative candidates
+/// skipped, every candidate compared. No state changes (no used codes, rate
+/// limit or skew learning): for callers that only ask whether a code is
+/// right, such as the enrollment CLI's check.
+pub fn matching_counter(
+    secret: &crate::otp::Secret,
+    code: u32,
+    candidates: impl Iterator<Item = i64>,
+) -> Option<u64> {
     let mut found = None;
     for counter in candidates {
         let Ok(counter) = u64::try_from(counter) else {
             continue;
         };
-        if codes_equal(hotp(file.secret(), counter), code) && found.is_none() {
+        if codes_equal(hotp(secret, counter), code) && found.is_none() {
             found = Some(counter);
         }
     }

@@ -14,21 +14,22 @@ use std::path::PathBuf;
 pub const DEFAULT_SCRATCH_CODES: u32 = 5;
 
 pub const EXIT_CODES_HELP: &str = "\
-Without -f, questions are asked on the terminal for every setting not given
-as a flag (Enter takes the default shown in capitals), and one code from the
-app is checked before anything is written. With -f nothing is asked: settings
-not given as flags take the defaults (time-based, reuse disallowed, window 3,
-rate limit 3 per 30 s) and an existing file is replaced.
+Questions are asked for every setting not given as a flag, in the order
+google-authenticator asks them, on the terminal or from answers piped on
+standard input (Enter takes the default shown in capitals). A time-based
+code from the app is checked before anything is written (-1 skips the
+check), and the file is written only after a last question (not with -f).
+--unattended asks nothing: settings not given as flags take the defaults
+(time-based, reuse disallowed, window 3, rate limit 3 per 30 s).
 
 The file is written atomically with mode 0400, owned by the user. Root can
 enroll another user with --user; the file then goes to that user's home.
 
 Exit status:
   0  success
-  1  error (file system, user database, random generator, terminal)
-  2  usage: bad flags or values, or no terminal for questions (use -f)
+  1  error (file system, user database, random generator, output)
+  2  usage: bad flags or values
   3  the secret file already exists and was not replaced
-  4  the code from the app did not match; nothing was written
   5  cancelled at a question or by end of input; nothing was written
   6  no secret file (--status, --regenerate-scratch)";
 
@@ -41,7 +42,10 @@ Exit status:
     about = "Set up a time-based one-time password (TOTP) as the second factor of logins\n\
              through pam_totp: writes ~/.google_authenticator, as google-authenticator does.",
     after_help = EXIT_CODES_HELP,
-    max_term_width = 100
+    max_term_width = 100,
+    // getopt_long accepts any unambiguous prefix of a long option
+    // (`--no-conf`), and scripts written for google-authenticator use them.
+    infer_long_args = true
 )]
 pub struct Cli {
     /// Set up time-based (TOTP) verification [default]
@@ -60,9 +64,14 @@ pub struct Cli {
     #[arg(short = 'D', long, conflicts_with = "counter_based")]
     allow_reuse: bool,
 
-    /// Ask nothing: no questions, no code check; replace an existing file
+    /// Write the file without asking first, replacing an existing one
     #[arg(short = 'f', long)]
     force: bool,
+
+    /// Ask nothing and check no code: unset settings take the defaults
+    /// (an existing file is replaced only with -f)
+    #[arg(long)]
+    unattended: bool,
 
     /// Limit logins to N every S seconds (1-10; with -R)
     #[arg(short = 'r', long, value_name = "N", requires = "rate_time",
@@ -92,8 +101,8 @@ pub struct Cli {
           value_parser = clap::builder::PathBufValueParser::new())]
     secret_path: Option<PathBuf>,
 
-    /// Seconds per code, 1-60 (time-based) [default: 30]
-    #[arg(short = 'S', long, value_name = "S", conflicts_with = "counter_based",
+    /// Seconds per code, 1-60 (time-based; ignored with -c) [default: 30]
+    #[arg(short = 'S', long, value_name = "S",
           value_parser = clap::value_parser!(u32).range(1..=60))]
     step_size: Option<u32>,
 
@@ -115,14 +124,7 @@ pub struct Cli {
     quiet: bool,
 
     /// QR code: UTF8 half blocks, ANSI colours, or NONE [default: UTF8 on a terminal]
-    #[arg(
-        short = 'Q',
-        long,
-        value_name = "MODE",
-        value_enum,
-        ignore_case = true,
-        hide_possible_values = true
-    )]
+    #[arg(short = 'Q', long, value_name = "MODE", value_parser = parse_qr_mode)]
     qr_mode: Option<QrMode>,
 
     /// Do not ask for a code from the app before writing
@@ -151,12 +153,13 @@ pub struct Cli {
 }
 
 /// Flags that only make sense when writing a new secret file.
-const ENROLL_ONLY: [&str; 15] = [
+const ENROLL_ONLY: [&str; 16] = [
     "time_based",
     "counter_based",
     "disallow_reuse",
     "allow_reuse",
     "force",
+    "unattended",
     "rate_limit",
     "rate_time",
     "no_rate_limit",
@@ -173,26 +176,29 @@ const ENROLL_ONLY: [&str; 15] = [
 /// byte) they must still fit a QR code a phone can read off a screen.
 pub const MAX_NAME_BYTES: usize = 128;
 
+/// Any label, the empty one included, as google-authenticator takes it;
+/// only the length is bounded.
 fn parse_label(value: &str) -> Result<String, String> {
-    if value.is_empty() {
-        return Err("the label may not be empty".into());
-    }
     if value.len() > MAX_NAME_BYTES {
         return Err(format!("longer than {MAX_NAME_BYTES} bytes"));
     }
     Ok(value.to_owned())
 }
 
+/// Any issuer: one with a `:` goes in the URI's `issuer` parameter rather
+/// than the label prefix (see [`crate::uri`]).
 fn parse_issuer(value: &str) -> Result<String, String> {
-    // Apps split "ISSUER:LABEL" at the first colon, so one inside the issuer
-    // would move part of it into the account name.
-    if value.contains(':') {
-        return Err("the issuer may not contain ':'".into());
+    parse_label(value)
+}
+
+/// `-Q`: the drawing's name, in any case, as google-authenticator takes it.
+fn parse_qr_mode(value: &str) -> Result<QrMode, String> {
+    match value.to_ascii_uppercase().as_str() {
+        "UTF8" => Ok(QrMode::Utf8),
+        "ANSI" => Ok(QrMode::Ansi),
+        "NONE" => Ok(QrMode::None),
+        _ => Err("expected UTF8, ANSI or NONE".to_owned()),
     }
-    if value.len() > MAX_NAME_BYTES {
-        return Err(format!("longer than {MAX_NAME_BYTES} bytes"));
-    }
-    Ok(value.to_owned())
 }
 
 /// Time- or counter-based, if the flags say.
@@ -215,7 +221,7 @@ pub enum RateLimitChoice {
     Off,
 }
 
-/// What to enroll. `None` means "ask, or take the default under -f".
+/// What to enroll. `None` means "ask, or take the default when unattended".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnrollOptions {
     pub kind: Option<Kind>,
@@ -228,8 +234,12 @@ pub struct EnrollOptions {
     pub label: Option<String>,
     pub issuer: Option<String>,
     pub qr_mode: Option<QrMode>,
+    /// Check a code from the app before writing (not `-C`).
     pub confirm: bool,
+    /// `-f`: write without the last question, replacing an existing file.
     pub force: bool,
+    /// `--unattended`: no questions at all.
+    pub unattended: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -345,6 +355,7 @@ impl Cli {
                 qr_mode: self.qr_mode,
                 confirm: !self.no_confirm,
                 force: self.force,
+                unattended: self.unattended,
             })
         };
         Request {
@@ -408,6 +419,7 @@ mod tests {
                 qr_mode: None,
                 confirm: true,
                 force: false,
+                unattended: false,
             }
         );
     }
@@ -437,6 +449,7 @@ mod tests {
                 qr_mode: Some(QrMode::None),
                 confirm: false,
                 force: true,
+                unattended: false,
             })
         );
         // Attached values, as getopt allows.
@@ -505,6 +518,48 @@ mod tests {
     }
 
     #[test]
+    fn what_google_authenticator_accepts() {
+        // -S is ignored counter-based, as google-authenticator ignores it.
+        let options = enroll(&["-c", "-S", "60"]);
+        assert_eq!(options.kind, Some(Kind::Counter));
+        assert_eq!(enroll(&["-l", ""]).label.as_deref(), Some(""));
+        assert_eq!(enroll(&["-i", "a:b"]).issuer.as_deref(), Some("a:b"));
+        assert!(enroll(&["--unattended"]).unattended);
+        let force = enroll(&["-f"]);
+        assert!(force.force && !force.unattended);
+    }
+
+    #[test]
+    fn long_options_may_be_abbreviated_as_getopt_allows() {
+        let options = enroll(&[
+            "--no-conf",
+            "--time",
+            "--disallow",
+            "--rate-l=3",
+            "--rate-t",
+            "30",
+        ]);
+        assert!(!options.confirm);
+        assert_eq!(options.kind, Some(Kind::Time));
+        assert_eq!(options.disallow_reuse, Some(true));
+        assert_eq!(
+            options.rate_limit,
+            Some(RateLimitChoice::Limit {
+                attempts: 3,
+                seconds: 30
+            })
+        );
+        assert_eq!(enroll(&["--emerg=2"]).scratch_codes, 2);
+        assert_eq!(enroll(&["--qr=ansi"]).qr_mode, Some(QrMode::Ansi));
+        // Ambiguous prefixes are refused, as getopt refuses them.
+        assert!(
+            usage_error(&["--no"]).contains("--no"),
+            "{}",
+            usage_error(&["--no"])
+        );
+    }
+
+    #[test]
     fn status_and_regenerate() {
         assert_eq!(
             run(&["--status", "--user", "bob", "-s", "/x"]).action,
@@ -544,20 +599,20 @@ mod tests {
             &["-t", "-c"],
             &["-d", "-D"],
             &["-c", "-d"],
-            &["-c", "-S", "30"],
             &["-w", "3", "-W"],
             &["-f", "-f"],
             &["-e", "3", "-e", "4"],
             &["-e", "x"],
             &["-s", ""],
-            &["-l", ""],
-            &["-i", "a:b"],
             &["-l", &"x".repeat(129)],
             &["-i", &"é".repeat(65)],
             &["--user", ""],
             &["--status", "-t"],
             &["--status", "--regenerate-scratch"],
             &["--regenerate-scratch", "-f"],
+            &["--regenerate-scratch", "--unattended"],
+            &["--no", "-t"],
+            &["--s", "/x"],
             &["--show-secret"],
             &["extra"],
             &["-x"],

@@ -6,7 +6,7 @@ use pam_totp::secret_file::ParseError;
 use pam_totp::store::StoreError;
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Exit codes, documented in `--help` (keep [`crate::args::EXIT_CODES_HELP`]
 /// in step).
@@ -15,7 +15,7 @@ pub mod exit {
     pub const ERROR: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const EXISTS: u8 = 3;
-    pub const NOT_CONFIRMED: u8 = 4;
+    // 4 meant "the code did not match" before the check asked until right.
     pub const CANCELLED: u8 = 5;
     pub const NOT_ENROLLED: u8 = 6;
 }
@@ -24,12 +24,8 @@ pub mod exit {
 pub enum Error {
     /// Bad flags or flag values, already phrased for the user.
     Usage(String),
-    /// Questions would be needed but nobody can answer them.
-    NotATerminal,
     /// The secret file exists and may not be replaced.
     Exists(PathBuf),
-    /// The user did not type a matching code from the app.
-    NotConfirmed,
     /// The user answered "no", or the input ended, before anything was written.
     Cancelled,
     /// `--status` or `--regenerate-scratch` found no secret file.
@@ -46,20 +42,29 @@ pub enum Error {
         path: PathBuf,
         error: ParseError,
     },
+    /// `--status` could not read the file; the text says why in the
+    /// module's terms (owner, mode, symlink).
+    Unreadable(String),
     /// The operating system's random number generator failed.
     Random,
     Terminal(io::Error),
     Qr(String),
     /// Writing failed after the key was shown: the user must not keep it.
     NotSaved(Box<Error>),
+    /// The file was saved, but showing what follows failed.
+    SavedNotShown {
+        path: PathBuf,
+        /// What the user did not see, e.g. "the scratch codes".
+        unseen: &'static str,
+        error: Box<Error>,
+    },
 }
 
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) | Error::NotATerminal => exit::USAGE,
+            Error::Usage(_) => exit::USAGE,
             Error::Exists(_) => exit::EXISTS,
-            Error::NotConfirmed => exit::NOT_CONFIRMED,
             Error::Cancelled => exit::CANCELLED,
             Error::NotEnrolled(_) => exit::NOT_ENROLLED,
             Error::UnknownUser(_)
@@ -67,9 +72,11 @@ impl Error {
             | Error::NotPermitted(_)
             | Error::Store { .. }
             | Error::Parse { .. }
+            | Error::Unreadable(_)
             | Error::Random
             | Error::Terminal(_)
-            | Error::Qr(_) => exit::ERROR,
+            | Error::Qr(_)
+            | Error::SavedNotShown { .. } => exit::ERROR,
             Error::NotSaved(inner) => inner.exit_code(),
         }
     }
@@ -92,19 +99,10 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(message) => write!(f, "{message} (see --help)"),
-            Error::NotATerminal => f.write_str(
-                "standard input is not a terminal, so nobody can answer questions: \
-                 use -f/--force to enroll without them (settings not given as flags \
-                 take their defaults)",
-            ),
             Error::Exists(path) => write!(
                 f,
-                "{} already exists; nothing was written (use -f/--force to replace it)",
+                "{} already exists; nothing was written (-f replaces it)",
                 path.display()
-            ),
-            Error::NotConfirmed => f.write_str(
-                "the code from the app did not match; nothing was written \
-                 (check the phone's clock and scan the new QR code, or use -C to skip the check)",
             ),
             Error::Cancelled => f.write_str("cancelled; nothing was written"),
             Error::NotEnrolled(path) => {
@@ -113,8 +111,9 @@ impl fmt::Display for Error {
             Error::UnknownUser(name) => write!(f, "no such user: {name}"),
             Error::User(message) => f.write_str(message),
             Error::NotPermitted(message) => f.write_str(message),
-            Error::Store { path, error } => write!(f, "{}: {error}", path.display()),
+            Error::Store { path, error } => write_store_error(f, path, error),
             Error::Parse { path, error } => write!(f, "{}: {error}", path.display()),
+            Error::Unreadable(explanation) => f.write_str(explanation),
             Error::Random => {
                 f.write_str("cannot read random bytes from the operating system's generator")
             }
@@ -124,7 +123,39 @@ impl fmt::Display for Error {
                 f,
                 "{inner}; the key shown above was NOT saved: remove it from the app"
             ),
+            Error::SavedNotShown {
+                path,
+                unseen,
+                error,
+            } => write!(
+                f,
+                "{} was saved, but {unseen} could not be shown ({error}): \
+                 totp-enroll --status --show-secret shows the key, \
+                 totp-enroll --regenerate-scratch makes new scratch codes",
+                path.display()
+            ),
         }
+    }
+}
+
+/// A store failure on `path`. The new file is first written under a
+/// temporary name beside it: a failure there is about the directory, which
+/// is what the user can fix, so the message names it.
+fn write_store_error(f: &mut fmt::Formatter<'_>, path: &Path, error: &StoreError) -> fmt::Result {
+    match error {
+        StoreError::Io { action, error } if action.contains("temporary file") => {
+            let dir = match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => Path::new("."),
+            };
+            write!(
+                f,
+                "cannot write a new file in the directory {} (to save {}): {error}",
+                dir.display(),
+                path.display()
+            )
+        }
+        error => write!(f, "{}: {error}", path.display()),
     }
 }
 

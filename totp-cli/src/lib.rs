@@ -45,6 +45,15 @@ pub struct Console<'a> {
     pub interactive: bool,
     /// Standard output is a terminal, so a QR code is drawn by default.
     pub output_is_terminal: bool,
+    /// The terminal's (columns, lines), when standard output is one.
+    pub terminal_size: Option<(usize, usize)>,
+}
+
+/// The size of the terminal on `fd`, if it is one and says.
+fn terminal_size(fd: impl std::os::fd::AsFd) -> Option<(usize, usize)> {
+    let size = rustix::termios::tcgetwinsize(fd).ok()?;
+    (size.ws_col > 0 && size.ws_row > 0)
+        .then(|| (usize::from(size.ws_col), usize::from(size.ws_row)))
 }
 
 /// The host name for default labels; Google's tool falls back to "unix".
@@ -67,6 +76,11 @@ pub fn execute<R: TryCryptoRng + ?Sized>(
         return store_mode::execute(request, dir, console, clock, rng);
     }
     let target = target::Target::resolve(request.user.as_deref(), request.secret_path.as_deref())?;
+    if let Action::Enroll(_) = request.action {
+        if let Some(warning) = target::foreign_home_warning(&target, request.user.is_some()) {
+            eprintln!("totp-enroll: warning: {warning}");
+        }
+    }
     match &request.action {
         Action::Enroll(options) => enroll::enroll(
             options,
@@ -100,20 +114,48 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
     };
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
+    let interactive = stdin.is_terminal();
+    if let Action::Enroll(options) = &request.action {
+        if options.force && !options.unattended && !interactive {
+            eprintln!("totp-enroll: {FORCE_HINT}");
+        }
+    }
     let mut console = Console {
-        interactive: stdin.is_terminal(),
+        interactive,
         output_is_terminal: stdout.is_terminal(),
+        terminal_size: terminal_size(&stdout),
         input: &mut stdin.lock(),
         output: &mut stdout.lock(),
     };
     let result = execute(&request, &mut console, &SystemClock, &mut rand::rngs::OsRng);
     // What was printed goes out before the error that follows it.
-    let _ = console.output.flush();
+    let flushed = console.output.flush();
+    let result = result.and_then(|()| flushed.map_err(Error::from));
     match result {
         Ok(()) => exit::OK,
+        // A reader that stopped reading (`--status | head -1`) is no error
+        // of ours, as for any filter; an enrollment says what went unseen.
+        Err(Error::Terminal(error))
+            if error.kind() == std::io::ErrorKind::BrokenPipe
+                && !matches!(request.action, Action::Enroll(_)) =>
+        {
+            exit::OK
+        }
         Err(error) => {
             eprintln!("totp-enroll: {error}");
+            if matches!(error, Error::Cancelled) && !interactive {
+                eprintln!(
+                    "totp-enroll: the answers on standard input ended before the last \
+                     question; --unattended enrolls without questions"
+                );
+            }
             error.exit_code()
         }
     }
 }
+
+/// Printed when `-f` is given without a terminal: scripts written for the
+/// `-f` of totp-enroll 0.1 ("ask nothing") now get questions.
+pub const FORCE_HINT: &str = "note: -f now means what it means for google-authenticator: \
+write the file without asking first (questions are still asked). To enroll without any \
+question, as -f did before, use --unattended (with -f to replace an existing file).";

@@ -3,8 +3,8 @@
 //! Two drawings, both with explicit colours so that dark modules come out
 //! dark whether the terminal has a light or a dark background (an uncoloured
 //! drawing on a dark terminal is a negative that many phone scanners do not
-//! read), and both with the 4-module light quiet zone the QR standard asks
-//! for (scanners look for it to find the code's edges):
+//! read), and both with a light quiet zone around the symbol (scanners look
+//! for it to find the code's edges):
 //! - UTF-8: one character cell holds two modules, upper and lower half
 //!   block, black on light grey: compact, so a phone can frame it;
 //! - ANSI: two spaces per module with a black or light grey background, for
@@ -18,6 +18,11 @@ use zeroize::Zeroizing;
 
 /// Light modules around the symbol, as ISO/IEC 18004 asks for.
 pub const QUIET_ZONE: usize = 4;
+/// The narrower quiet zone used when the full one would push the QR code
+/// off an 80x24 terminal: phone scanners and zbar read a symbol with two
+/// light modules around it (the drawing's own light grey, whatever the
+/// terminal's background beyond).
+pub const NARROW_QUIET_ZONE: usize = 2;
 
 /// Black text on a light grey background; the reset first clears any
 /// reverse-video or bold state the terminal was left in.
@@ -30,17 +35,27 @@ pub const UPPER_HALF: char = '\u{2580}';
 pub const LOWER_HALF: char = '\u{2584}';
 pub const FULL_BLOCK: char = '\u{2588}';
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// How the QR code is drawn (`-Q`; the argument parser maps the names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QrMode {
     /// Unicode half blocks (two modules per character cell).
-    #[value(name = "UTF8")]
     Utf8,
     /// Coloured spaces (two character cells per module).
-    #[value(name = "ANSI")]
     Ansi,
     /// No QR code.
-    #[value(name = "NONE")]
     None,
+}
+
+impl QrMode {
+    /// Character cells the drawing of a `modules`-wide matrix (quiet zone
+    /// included) takes: (columns, lines).
+    pub fn cells(self, modules: usize) -> (usize, usize) {
+        match self {
+            QrMode::Utf8 => (modules, modules.div_ceil(2)),
+            QrMode::Ansi => (2 * modules, modules),
+            QrMode::None => (0, 0),
+        }
+    }
 }
 
 /// The modules of a QR symbol, quiet zone included: row-major, `true` is dark.
@@ -50,18 +65,21 @@ pub struct Matrix {
 }
 
 impl Matrix {
-    /// Encodes `data` at error-correction level M (15 %), which survives a
-    /// slightly blurred photo of a screen without making the symbol large.
-    pub fn encode(data: &[u8]) -> Result<Matrix, Error> {
-        let code = QrCode::with_error_correction_level(data, EcLevel::M)
+    /// Encodes `data` at error-correction level L (7 %), with `quiet_zone`
+    /// light modules on every side. A screen is not a scratched label: the
+    /// lowest level keeps the symbol small enough to fit a terminal (a key
+    /// URI with a 32-byte label is version 5, 37 modules, at L and version
+    /// 6 at M), and scanners read it off a screen without trouble.
+    pub fn encode(data: &[u8], quiet_zone: usize) -> Result<Matrix, Error> {
+        let code = QrCode::with_error_correction_level(data, EcLevel::L)
             .map_err(|error| Error::Qr(error.to_string()))?;
         let symbol = code.width();
         let mut colors = code.into_colors();
-        let size = symbol + 2 * QUIET_ZONE;
+        let size = symbol + 2 * quiet_zone;
         let mut dark = Zeroizing::new(vec![false; size * size]);
         for y in 0..symbol {
             for x in 0..symbol {
-                dark[(y + QUIET_ZONE) * size + x + QUIET_ZONE] =
+                dark[(y + quiet_zone) * size + x + quiet_zone] =
                     colors[y * symbol + x] == Color::Dark;
             }
         }
@@ -122,15 +140,47 @@ impl Matrix {
         }
         out
     }
+
+    /// The drawing for `mode`, or `None` for [`QrMode::None`].
+    pub fn draw(&self, mode: QrMode) -> Option<Zeroizing<String>> {
+        match mode {
+            QrMode::None => None,
+            QrMode::Utf8 => Some(self.to_utf8()),
+            QrMode::Ansi => Some(self.to_ansi()),
+        }
+    }
 }
 
-/// The drawing for `mode`, or `None` for [`QrMode::None`].
-pub fn render(data: &[u8], mode: QrMode) -> Result<Option<Zeroizing<String>>, Error> {
-    Ok(match mode {
-        QrMode::None => None,
-        QrMode::Utf8 => Some(Matrix::encode(data)?.to_utf8()),
-        QrMode::Ansi => Some(Matrix::encode(data)?.to_ansi()),
-    })
+/// A QR code drawn to fit: the full quiet zone if the drawing then fits in
+/// `room` (columns, lines), else the narrow one. `None` for
+/// [`QrMode::None`]; the caller compares [`Drawing::cells`] with the room
+/// to learn whether even the narrow one fits.
+pub fn render(
+    data: &[u8],
+    mode: QrMode,
+    room: Option<(usize, usize)>,
+) -> Result<Option<Drawing>, Error> {
+    if mode == QrMode::None {
+        return Ok(None);
+    }
+    let mut matrix = Matrix::encode(data, QUIET_ZONE)?;
+    let fits = |m: &Matrix| {
+        room.is_none_or(|(columns, lines)| {
+            let (w, h) = mode.cells(m.size());
+            w <= columns && h <= lines
+        })
+    };
+    if !fits(&matrix) {
+        matrix = Matrix::encode(data, NARROW_QUIET_ZONE)?;
+    }
+    let cells = mode.cells(matrix.size());
+    Ok(matrix.draw(mode).map(|text| Drawing { text, cells }))
+}
+
+/// A QR code as text, and the character cells it covers (columns, lines).
+pub struct Drawing {
+    pub text: Zeroizing<String>,
+    pub cells: (usize, usize),
 }
 
 #[cfg(test)]
@@ -216,7 +266,7 @@ pub(crate) mod tests {
 
     #[test]
     fn matrix_decodes_to_the_data_and_has_a_quiet_zone() {
-        let matrix = Matrix::encode(URI.as_bytes()).unwrap();
+        let matrix = Matrix::encode(URI.as_bytes(), QUIET_ZONE).unwrap();
         assert_eq!(
             decode_modules(matrix.size(), |x, y| matrix.is_dark(x, y)),
             URI
@@ -238,7 +288,7 @@ pub(crate) mod tests {
 
     #[test]
     fn utf8_drawing_round_trips_and_decodes() {
-        let matrix = Matrix::encode(URI.as_bytes()).unwrap();
+        let matrix = Matrix::encode(URI.as_bytes(), QUIET_ZONE).unwrap();
         let text = matrix.to_utf8();
         let rows = parse_utf8(&text);
         assert_eq!(text.lines().count(), matrix.size().div_ceil(2));
@@ -255,7 +305,7 @@ pub(crate) mod tests {
 
     #[test]
     fn ansi_drawing_round_trips_and_decodes() {
-        let matrix = Matrix::encode(URI.as_bytes()).unwrap();
+        let matrix = Matrix::encode(URI.as_bytes(), QUIET_ZONE).unwrap();
         let rows = parse_ansi(&matrix.to_ansi());
         assert_eq!(rows.len(), matrix.size());
         assert_eq!(decode_modules(matrix.size(), |x, y| rows[y][x]), URI);
@@ -284,7 +334,29 @@ pub(crate) mod tests {
 
     #[test]
     fn none_draws_nothing() {
-        assert!(render(URI.as_bytes(), QrMode::None).unwrap().is_none());
-        assert!(render(URI.as_bytes(), QrMode::Utf8).unwrap().is_some());
+        assert!(render(URI.as_bytes(), QrMode::None, None)
+            .unwrap()
+            .is_none());
+        assert!(render(URI.as_bytes(), QrMode::Utf8, None)
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn quiet_zone_narrows_only_when_the_room_asks_for_it() {
+        let full = render(URI.as_bytes(), QrMode::Utf8, None).unwrap().unwrap();
+        let symbol = full.cells.0 - 2 * QUIET_ZONE;
+        assert_eq!(full.cells, (symbol + 8, (symbol + 8).div_ceil(2)));
+        let room = (80, (symbol + 8).div_ceil(2) - 1);
+        let narrow = render(URI.as_bytes(), QrMode::Utf8, Some(room))
+            .unwrap()
+            .unwrap();
+        assert_eq!(narrow.cells, (symbol + 4, (symbol + 4).div_ceil(2)));
+        let rows = parse_utf8(&narrow.text);
+        assert_eq!(decode_modules(symbol + 4, |x, y| rows[y][x]), URI);
+        let ansi = render(URI.as_bytes(), QrMode::Ansi, Some((80, 24)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ansi.cells, (2 * (symbol + 4), symbol + 4));
     }
 }

@@ -18,12 +18,12 @@ pub fn status(target: &Target, show_secret: bool, out: &mut dyn Write) -> Result
         owner: None,
         allowed_mode: 0o7777,
     };
-    // (A store file is read with the store's own checks, which are also
-    // what the module applies: only root's files, in a checked store.)
+    // A store file is read with the store's own checks (which are also the
+    // module's: only root's files, in a checked store).
     let bytes = target
         .location(lenient)?
         .read()
-        .map_err(|error| Error::store(path, error))?;
+        .map_err(|error| explain(target, error))?;
     let meta = std::fs::symlink_metadata(path).map_err(|error| Error::Store {
         path: path.clone(),
         error: store::StoreError::Io {
@@ -44,6 +44,51 @@ pub fn status(target: &Target, show_secret: bool, out: &mut dyn Write) -> Result
         show_secret,
         out,
     )
+}
+
+/// Why the file could not be read, in the terms of what a login would do:
+/// the module reads it with the same rights and refuses the same things.
+fn explain(target: &Target, error: store::StoreError) -> Error {
+    let path = &target.path;
+    let shown = path.display();
+    let user = &target.user;
+    match (error, std::fs::symlink_metadata(path)) {
+        (store::StoreError::Symlink, _) => {
+            let to = std::fs::read_link(path)
+                .map(|to| format!(" to {}", to.display()))
+                .unwrap_or_default();
+            Error::Unreadable(format!(
+                "{shown} is a symbolic link{to}: pam_totp does not follow links (one could be \
+                 pointed at another file), so logins with it fail; put the file itself there"
+            ))
+        }
+        (store::StoreError::NotRegularFile, _) => Error::Unreadable(format!(
+            "{shown} is not a regular file: pam_totp refuses it, so logins with it fail"
+        )),
+        (store::StoreError::Io { error, .. }, Ok(meta))
+            if error.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            Error::Unreadable(format!(
+                "{user} cannot read {shown} (owner {} (uid {}), mode {:04o}): pam_totp reads \
+                 it as {user} and refuses it too, so logins fail; the file must belong to \
+                 {user} with mode 0400 or 0600 (chown {user} and chmod 400 it)",
+                user_name(meta.uid()),
+                meta.uid(),
+                meta.mode() & 0o7777
+            ))
+        }
+        (store::StoreError::Io { error, .. }, Err(_))
+            if error.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            let dir = path.parent().unwrap_or(std::path::Path::new("."));
+            Error::Unreadable(format!(
+                "{user} cannot look into {} to reach {shown} ({error}): pam_totp reads the \
+                 file as {user}, so logins would fail the same way",
+                dir.display()
+            ))
+        }
+        (error, _) => Error::store(path, error),
+    }
 }
 
 fn user_name(uid: u32) -> String {
@@ -221,6 +266,45 @@ mod tests {
         );
         assert!(text.contains("Warning: no scratch codes left"), "{text}");
         assert!(!text.contains("belongs to uid"), "{text}");
+    }
+
+    #[test]
+    fn refusals_are_explained() {
+        let dir = TempDir::new("status-refusals");
+        let real = dir.path("real");
+        fs::write(&real, format!("{SECRET}\n\" TOTP_AUTH\n")).unwrap();
+        let link = dir.path("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = status(&Target::current("me", link), false, &mut Vec::new()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("is a symbolic link to "), "{text}");
+        assert!(text.contains("pam_totp does not follow links"), "{text}");
+        let err = status(&Target::current("me", dir.path("")), false, &mut Vec::new());
+        assert!(err.is_err());
+        if nix::unistd::geteuid().is_root() {
+            // Read as another user, a root-owned 0400 file is refused.
+            fs::set_permissions(&real, fs::Permissions::from_mode(0o400)).unwrap();
+            fs::set_permissions(dir.path(""), fs::Permissions::from_mode(0o755)).unwrap();
+            let nobody = pam_totp::store::Identity {
+                uid: nix::unistd::Uid::from_raw(65534),
+                gid: nix::unistd::Gid::from_raw(65534),
+            };
+            let target = Target {
+                user: "nobody".into(),
+                path: real.clone(),
+                owner: nobody,
+                access: nobody,
+                store: None,
+            };
+            let text = status(&target, false, &mut Vec::new())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                text.contains("nobody cannot read") && text.contains("(uid 0), mode 0400"),
+                "{text}"
+            );
+            assert!(text.contains("chown nobody and chmod 400"), "{text}");
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@ use rand::TryCryptoRng;
 use std::path::{Path, PathBuf};
 
 /// A migration moves a file as it is: nothing to enrol, ask or show.
-const NOT_WITH_MIGRATION: [&str; 19] = [
+const NOT_WITH_MIGRATION: [&str; 20] = [
     "self_enroll",
     "status",
     "regenerate_scratch",
@@ -40,6 +40,7 @@ const NOT_WITH_MIGRATION: [&str; 19] = [
     "disallow_reuse",
     "allow_reuse",
     "force",
+    "unattended",
     "rate_limit",
     "rate_time",
     "no_rate_limit",

@@ -191,6 +191,33 @@ pub fn root_only_directory(path: &Path) -> bool {
         })
 }
 
+/// Root writing with `-s` into a directory some other user owns, without
+/// `--user`: the file would belong to root, and the module refuses a secret
+/// file that the user logging in does not own. Said before any question.
+pub fn foreign_home_warning(target: &Target, user_given: bool) -> Option<String> {
+    if user_given || !target.owner.uid.is_root() {
+        return None;
+    }
+    let dir = match target.path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let owner = fs::metadata(dir).ok()?.uid();
+    if owner == 0 {
+        return None;
+    }
+    let name = User::from_uid(Uid::from_raw(owner))
+        .ok()
+        .flatten()
+        .map_or_else(|| owner.to_string(), |user| user.name);
+    Some(format!(
+        "{} belongs to {name} (uid {owner}), but without --user the new file will belong \
+         to root, and pam_totp refuses a secret file its user does not own: \
+         use --user {name} to enroll {name}",
+        dir.display()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +263,27 @@ mod tests {
         // /etc is root's alone: written as root, owned by the user.
         let etc = Target::resolve(Some("nobody"), Some(Path::new("/etc/f"))).unwrap();
         assert_eq!((etc.owner, etc.access), (theirs, Identity::current()));
+    }
+
+    #[test]
+    fn root_is_warned_before_writing_into_another_users_directory() {
+        let me = Identity::current();
+        let dir = std::env::temp_dir().join(format!("totp-cli-foreign-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let target = Target::current("root", dir.join("ga"));
+        if !me.uid.is_root() {
+            assert_eq!(foreign_home_warning(&target, false), None);
+            let _ = fs::remove_dir(&dir);
+            return;
+        }
+        // Root's own directory: nothing to say.
+        assert_eq!(foreign_home_warning(&target, false), None);
+        nix::unistd::chown(&dir, Some(Uid::from_raw(65534)), None).unwrap();
+        let warning = foreign_home_warning(&target, false).unwrap();
+        assert!(warning.contains("(uid 65534)"), "{warning}");
+        assert!(warning.contains("use --user"), "{warning}");
+        assert_eq!(foreign_home_warning(&target, true), None);
+        fs::remove_dir(&dir).unwrap();
     }
 
     #[test]

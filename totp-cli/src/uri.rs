@@ -1,14 +1,32 @@
 //! The `otpauth://` key URI that authenticator apps import (the "Key Uri
 //! Format" that Google Authenticator defined and other apps follow).
 //!
-//! `otpauth://totp/ISSUER:LABEL?secret=…&issuer=…&algorithm=SHA1&digits=6&period=30`
-//! or, counter-based, `otpauth://hotp/…&counter=N`. Label and issuer are
-//! percent-encoded byte by byte (UTF-8), leaving only RFC 3986 unreserved
-//! characters as they are: Google's tool escapes a handful of characters and
-//! lets `#`, `/` and `+` through, which apps then read as URI syntax.
+//! `otpauth://totp/ISSUER:LABEL?secret=…` (plus `&period=N` when not 30) or,
+//! counter-based, `otpauth://hotp/ISSUER:LABEL?secret=…&counter=N`.
+//!
+//! Kept short so its QR code fits a terminal: parameters equal to what
+//! every app assumes (`algorithm=SHA1`, `digits=6`, `period=30`) are left
+//! out, and the issuer goes in the label prefix, which apps read, rather
+//! than repeated as a parameter. When the prefix cannot carry it (an issuer
+//! with a `:`, or an empty label) the `issuer` parameter does instead.
+//!
+//! Label and issuer are percent-encoded byte by byte (UTF-8), leaving only
+//! RFC 3986 unreserved characters as they are, so that no `#`, `/`, `+`,
+//! `?` or `:` in them is read as URI syntax.
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::fmt::Write as _;
 use zeroize::Zeroizing;
+
+/// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`).
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The time step every app assumes when the URI names none.
+pub const DEFAULT_PERIOD: u32 = 30;
 
 /// Which counter the codes are computed from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,20 +37,11 @@ pub enum UriKind {
 
 /// `text` with everything but `A-Z a-z 0-9 - . _ ~` written as `%XX`.
 pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for &byte in text.as_bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
+    utf8_percent_encode(text, NOT_UNRESERVED).to_string()
 }
 
 /// The key URI. `secret_base32` is the unpadded base32 secret; an empty
-/// `issuer` leaves out both the label prefix and the parameter.
+/// `issuer` names none.
 pub fn otpauth_uri(
     kind: UriKind,
     secret_base32: &str,
@@ -40,27 +49,32 @@ pub fn otpauth_uri(
     issuer: &str,
 ) -> Zeroizing<String> {
     let mut uri = Zeroizing::new(String::with_capacity(
-        128 + secret_base32.len() + 3 * (label.len() + 2 * issuer.len()),
+        64 + secret_base32.len() + 3 * (label.len() + issuer.len()),
     ));
     uri.push_str(match kind {
         UriKind::Time { .. } => "otpauth://totp/",
         UriKind::Counter { .. } => "otpauth://hotp/",
     });
-    if !issuer.is_empty() {
-        // The issuer prefix lets apps that ignore the parameter group accounts.
+    // Apps split the label at its first colon, literal or encoded: an issuer
+    // holding one cannot be the prefix, and an empty label would leave the
+    // issuer as the account name.
+    let issuer_as_prefix = !issuer.is_empty() && !issuer.contains(':') && !label.is_empty();
+    if issuer_as_prefix {
         uri.push_str(&percent_encode(issuer));
         uri.push(':');
     }
     uri.push_str(&percent_encode(label));
     uri.push_str("?secret=");
     uri.push_str(secret_base32);
-    if !issuer.is_empty() {
+    if !issuer.is_empty() && !issuer_as_prefix {
         uri.push_str("&issuer=");
         uri.push_str(&percent_encode(issuer));
     }
-    uri.push_str("&algorithm=SHA1&digits=6");
     // Writing to a String cannot fail.
     let _ = match kind {
+        UriKind::Time {
+            period: DEFAULT_PERIOD,
+        } => Ok(()),
         UriKind::Time { period } => write!(uri, "&period={period}"),
         UriKind::Counter { initial } => write!(uri, "&counter={initial}"),
     };
@@ -84,10 +98,21 @@ mod tests {
         assert_eq!(percent_encode("Zoë"), "Zo%C3%AB");
         assert_eq!(percent_encode("\n\x7f"), "%0A%7F");
         assert_eq!(percent_encode(""), "");
+        // Every byte outside the unreserved set, one by one.
+        for byte in 0u8..128 {
+            let text = char::from(byte).to_string();
+            let unreserved = byte.is_ascii_alphanumeric() || b"-._~".contains(&byte);
+            let want = if unreserved {
+                text.clone()
+            } else {
+                format!("%{byte:02X}")
+            };
+            assert_eq!(percent_encode(&text), want, "byte {byte}");
+        }
     }
 
     #[test]
-    fn totp_uri() {
+    fn totp_uri_leaves_out_the_defaults() {
         let uri = otpauth_uri(
             UriKind::Time { period: 30 },
             "JBSWY3DPEHPK3PXP",
@@ -96,8 +121,10 @@ mod tests {
         );
         assert_eq!(
             &*uri,
-            "otpauth://totp/db1:alice%40db1?secret=JBSWY3DPEHPK3PXP&issuer=db1&algorithm=SHA1&digits=6&period=30"
+            "otpauth://totp/db1:alice%40db1?secret=JBSWY3DPEHPK3PXP"
         );
+        let uri = otpauth_uri(UriKind::Time { period: 60 }, "AAAA", "me", "db1");
+        assert_eq!(&*uri, "otpauth://totp/db1:me?secret=AAAA&period=60");
     }
 
     #[test]
@@ -110,16 +137,21 @@ mod tests {
         );
         assert_eq!(
             &*uri,
-            "otpauth://hotp/ACME%20%26%20Co:a%20b?secret=JBSWY3DPEHPK3PXP&issuer=ACME%20%26%20Co&algorithm=SHA1&digits=6&counter=1"
+            "otpauth://hotp/ACME%20%26%20Co:a%20b?secret=JBSWY3DPEHPK3PXP&counter=1"
         );
+    }
+
+    #[test]
+    fn issuer_the_prefix_cannot_carry_goes_in_the_parameter() {
+        let uri = otpauth_uri(UriKind::Time { period: 30 }, "AAAA", "me", "a:b");
+        assert_eq!(&*uri, "otpauth://totp/me?secret=AAAA&issuer=a%3Ab");
+        let uri = otpauth_uri(UriKind::Time { period: 30 }, "AAAA", "", "db1");
+        assert_eq!(&*uri, "otpauth://totp/?secret=AAAA&issuer=db1");
     }
 
     #[test]
     fn no_issuer() {
         let uri = otpauth_uri(UriKind::Time { period: 60 }, "AAAA", "me", "");
-        assert_eq!(
-            &*uri,
-            "otpauth://totp/me?secret=AAAA&algorithm=SHA1&digits=6&period=60"
-        );
+        assert_eq!(&*uri, "otpauth://totp/me?secret=AAAA&period=60");
     }
 }

@@ -28,7 +28,7 @@ fn noninteractive_enrollment_writes_the_file_and_a_code_oathtool_agrees_with() {
     let out = run(&[
         "-t",
         "-d",
-        "-f",
+        "--unattended",
         "-r",
         "3",
         "-R",
@@ -94,92 +94,28 @@ fn noninteractive_enrollment_writes_the_file_and_a_code_oathtool_agrees_with() {
         uri.starts_with(&format!("otpauth://totp/{host}:")),
         "default issuer is the host name: {uri}"
     );
-    assert!(uri.ends_with(&format!(
-        "?secret={secret}&issuer={host}&algorithm=SHA1&digits=6&period=30"
-    )));
-}
-
-/// The same flags given to Google's tool and ours give files with the same
-/// lines in the same order (secret and scratch codes aside).
-#[test]
-fn file_has_the_lines_googles_tool_writes() {
-    if Command::new("google-authenticator")
-        .arg("-h")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: google-authenticator is not installed (libpam-google-authenticator)");
-        return;
-    }
-    let dir = TempDir::new("google");
-    let shape = |bytes: &[u8]| -> Vec<String> {
-        String::from_utf8_lossy(bytes)
-            .lines()
-            .enumerate()
-            .map(|(i, line)| {
-                if i == 0 {
-                    "SECRET".to_owned()
-                } else if line.len() == 8 && line.bytes().all(|b| b.is_ascii_digit()) {
-                    "SCRATCH".to_owned()
-                } else {
-                    line.to_owned()
-                }
-            })
-            .collect()
-    };
-    let flag_sets: &[&[&str]] = &[
-        &[
-            "-t", "-d", "-f", "-r", "3", "-R", "30", "-w", "3", "-Q", "NONE", "-C",
-        ],
-        &[
-            "-t", "-d", "-f", "-r", "10", "-R", "600", "-w", "21", "-S", "60", "-Q", "NONE", "-C",
-        ],
-        &[
-            "-t", "-D", "-f", "-u", "-W", "-S", "20", "-e", "0", "-Q", "NONE", "-C",
-        ],
-        &[
-            "-c", "-f", "-r", "3", "-R", "30", "-W", "-e", "2", "-Q", "NONE", "-C",
-        ],
-        &["-c", "-f", "-u", "-w", "5", "-e", "10", "-q"],
-    ];
-    for (i, flags) in flag_sets.iter().enumerate() {
-        let theirs = dir.path(&format!("google-{i}"));
-        let ours = dir.path(&format!("ours-{i}"));
-        let google = Command::new("google-authenticator")
-            .args(*flags)
-            .args(["-s", theirs.to_str().unwrap()])
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            google.status.success(),
-            "google-authenticator {flags:?}: {google:?}"
-        );
-        let mut args = flags.to_vec();
-        args.extend(["-s", ours.to_str().unwrap()]);
-        let out = run(&args);
-        assert!(out.status.success(), "{flags:?}: {out:?}");
-        assert_eq!(
-            shape(&fs::read(&ours).unwrap()),
-            shape(&fs::read(&theirs).unwrap()),
-            "{flags:?}"
-        );
-        assert_eq!(mode_of(&ours), mode_of(&theirs), "{flags:?}");
-        // And each reads the other's: the module's parser accepts Google's file.
-        SecretFile::parse(&fs::read(&theirs).unwrap()).unwrap();
-    }
+    // Parameters equal to every app's defaults are left out.
+    assert!(uri.ends_with(&format!("?secret={secret}")), "{uri}");
 }
 
 #[test]
 fn counter_based_prints_the_first_code() {
     let dir = TempDir::new("hotp");
     let path = dir.path("ga");
-    let out = run(&["-c", "-f", "-u", "-Q", "NONE", "-s", path.to_str().unwrap()]);
+    let out = run(&[
+        "-c",
+        "--unattended",
+        "-u",
+        "-Q",
+        "NONE",
+        "-s",
+        path.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{out:?}");
     let text = stdout(&out);
     let secret = printed_secret(&text);
     assert_eq!(
-        line_value(&text, "Your first verification code (counter 1) is "),
+        line_value(&text, "Your verification code for counter 1 is "),
         oathtool_hotp(&secret, 1)
     );
     let file = SecretFile::parse(&fs::read(&path).unwrap()).unwrap();
@@ -196,7 +132,7 @@ fn printed_utf8_qr_code_decodes_to_the_printed_uri() {
     let dir = TempDir::new("qr-utf8");
     let path = dir.path("ga");
     let out = run(&[
-        "-f",
+        "--unattended",
         "-Q",
         "UTF8",
         "-l",
@@ -213,7 +149,11 @@ fn printed_utf8_qr_code_decodes_to_the_printed_uri() {
     let secret = printed_secret(&text);
     assert_eq!(
         uri,
-        format!("otpauth://totp/Example%20Co:alice%40example.org?secret={secret}&issuer=Example%20Co&algorithm=SHA1&digits=6&period=30")
+        format!("otpauth://totp/Example%20Co:alice%40example.org?secret={secret}")
+    );
+    assert_eq!(
+        key_uri_reading(&uri),
+        ("Example Co".to_owned(), "alice@example.org".to_owned())
     );
 }
 
@@ -221,7 +161,14 @@ fn printed_utf8_qr_code_decodes_to_the_printed_uri() {
 fn printed_ansi_qr_code_decodes_to_the_printed_uri() {
     let dir = TempDir::new("qr-ansi");
     let path = dir.path("ga");
-    let out = run(&["-f", "-c", "-Q", "ansi", "-s", path.to_str().unwrap()]);
+    let out = run(&[
+        "--unattended",
+        "-c",
+        "-Q",
+        "ansi",
+        "-s",
+        path.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{out:?}");
     let text = stdout(&out);
     assert_eq!(decode_qr(&ansi_qr_rows(&text)), printed_uri(&text));
@@ -230,7 +177,10 @@ fn printed_ansi_qr_code_decodes_to_the_printed_uri() {
 #[test]
 fn no_qr_code_when_output_is_not_a_terminal_or_none() {
     let dir = TempDir::new("qr-none");
-    for (i, args) in [&["-f"][..], &["-f", "-Q", "NONE"]].iter().enumerate() {
+    for (i, args) in [&["--unattended"][..], &["--unattended", "-Q", "NONE"]]
+        .iter()
+        .enumerate()
+    {
         let path = dir.path(&format!("ga{i}"));
         let mut args = args.to_vec();
         args.extend(["-s", path.to_str().unwrap()]);
@@ -240,6 +190,51 @@ fn no_qr_code_when_output_is_not_a_terminal_or_none() {
             "{text}"
         );
         assert!(text.contains("Key URI: otpauth://"), "{text}");
+        // Said why, unless -Q NONE asked for none.
+        assert_eq!(
+            text.contains("No QR code: standard output is not a terminal"),
+            i == 0,
+            "{text}"
+        );
+    }
+}
+
+/// What google-authenticator accepts and apps must still read as meant:
+/// a `:` in the issuer, an empty label. Read off the QR code.
+#[test]
+fn odd_names_are_read_by_apps_as_intended() {
+    let dir = TempDir::new("odd-names");
+    for (i, (label, issuer)) in [
+        ("alice@db1", "a:b"),
+        ("", "db1"),
+        ("ops:team", "ACME"),
+        ("me", ""),
+        ("Zoë #1/2+3?", "Bank & Co"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let path = dir.path(&format!("ga{i}"));
+        let out = run(&[
+            "--unattended",
+            "-Q",
+            "UTF8",
+            "-l",
+            label,
+            "-i",
+            issuer,
+            "-s",
+            path.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        let text = stdout(&out);
+        let uri = decode_qr(&utf8_qr_rows(&text));
+        assert_eq!(uri, printed_uri(&text));
+        assert_eq!(
+            key_uri_reading(&uri),
+            (issuer.to_string(), label.to_string()),
+            "{uri}"
+        );
     }
 }
 
@@ -252,16 +247,15 @@ fn existing_file_is_untouched_without_force() {
     fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
     let p = path.to_str().unwrap();
     for args in [
-        &["-t", "-d", "-u", "-W", "-C", "-s", p][..],
-        &["-s", p],
-        &["-q", "-s", p],
+        &["--unattended", "-s", p][..],
+        &["--unattended", "-q", "-s", p],
     ] {
         let out = run(args);
         assert_eq!(out.status.code(), Some(3), "{args:?}: {out:?}");
         let err = stderr(&out);
         assert_eq!(
             err,
-            format!("totp-enroll: {p} already exists; nothing was written (use -f/--force to replace it)\n")
+            format!("totp-enroll: {p} already exists; nothing was written (-f replaces it)\n")
         );
         assert_eq!(stdout(&out), "", "nothing printed, no secret shown");
         assert_eq!(fs::read(&path).unwrap(), old);
@@ -272,8 +266,8 @@ fn existing_file_is_untouched_without_force() {
         1,
         "no temporary file left"
     );
-    // --force replaces it.
-    let out = run(&["-f", "-q", "-s", p]);
+    // -f replaces it.
+    let out = run(&["--unattended", "-f", "-q", "-s", p]);
     assert!(out.status.success(), "{out:?}");
     assert_ne!(fs::read(&path).unwrap(), old);
     assert_eq!(mode_of(&path), 0o400);
@@ -297,12 +291,11 @@ fn bad_values_are_usage_errors() {
         &["-t", "-c"],
         &["-c", "-d"],
         &["-u", "-r", "3", "-R", "30"],
-        &["-i", "a:b"],
         &["--frobnicate"],
         &["positional"],
         &["--status", "-t"],
     ] {
-        let mut all = vec!["-f"];
+        let mut all = vec!["--unattended"];
         all.extend_from_slice(args);
         all.extend(["-s", p]);
         let out = run(&all);
@@ -319,30 +312,51 @@ fn bad_values_are_usage_errors() {
 }
 
 #[test]
-fn no_terminal_without_force_is_refused() {
+fn piped_answers_without_enough_of_them_cancel() {
     let dir = TempDir::new("notty");
     let path = dir.path("ga");
+    // Standard input is /dev/null: the first question meets its end.
     let out = run(&["-t", "-d", "-u", "-W", "-C", "-s", path.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
     let err = stderr(&out);
     assert!(
-        err.contains("standard input is not a terminal") && err.contains("-f/--force"),
+        err.contains("cancelled; nothing was written") && err.contains("--unattended"),
         "{err}"
     );
-    assert_eq!(err.lines().count(), 1);
-    assert_eq!(stdout(&out), "");
     assert!(!path.exists());
+    // -f without a terminal: a hint about its new meaning.
+    let out = run(&[
+        "-f",
+        "-t",
+        "-d",
+        "-u",
+        "-W",
+        "-C",
+        "-s",
+        path.to_str().unwrap(),
+    ]);
+    assert!(stderr(&out).contains("-f now means what it means for google-authenticator"));
+    assert!(stderr(&out).contains("--unattended"));
+    // Piped answers, as scripts give google-authenticator.
+    let out = run_piped(&["-s", path.to_str().unwrap()], "y\n-1\ny\ny\nn\ny\n");
+    assert!(out.status.success(), "{out:?}");
+    assert!(path.exists());
 }
 
 #[test]
 fn unwritable_location_is_an_error_and_shows_no_key() {
     let dir = TempDir::new("unwritable");
     let path = dir.path("no-such-dir/ga");
-    let out = run(&["-f", "-s", path.to_str().unwrap()]);
+    let out = run(&["--unattended", "-s", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = stderr(&out);
+    // The directory is named, not a temporary file.
     assert!(
-        err.contains("no-such-dir/ga: cannot create the temporary file"),
+        err.contains(&format!(
+            "cannot write a new file in the directory {} (to save {})",
+            dir.path("no-such-dir").display(),
+            path.display()
+        )),
         "{err}"
     );
     assert_eq!(
@@ -368,8 +382,18 @@ fn root_enrolls_another_user_with_their_ownership() {
     nix::unistd::chown(&home, Some(nobody.uid), Some(nobody.gid)).unwrap();
     let path = home.join("ga");
     let p = path.to_str().unwrap();
-    let out = run(&["--user", "nobody", "-f", "-Q", "NONE", "-s", p]);
+    // Without --user, root is warned that the file would be root's.
+    let out = run(&["--unattended", "-q", "-s", p]);
     assert!(out.status.success(), "{out:?}");
+    assert!(
+        stderr(&out).contains("warning: ") && stderr(&out).contains("use --user nobody"),
+        "{}",
+        stderr(&out)
+    );
+    fs::remove_file(&path).unwrap();
+    let out = run(&["--user", "nobody", "--unattended", "-Q", "NONE", "-s", p]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
     let meta = fs::metadata(&path).unwrap();
     assert_eq!(
         (meta.uid(), meta.gid()),
@@ -395,11 +419,15 @@ fn root_enrolls_another_user_with_their_ownership() {
 
     // nobody's real home (/nonexistent) cannot be written.
     if !nobody.dir.exists() {
-        let out = run(&["--user", "nobody", "-f", "-q"]);
+        let out = run(&["--user", "nobody", "--unattended", "-q"]);
         assert_eq!(out.status.code(), Some(1), "{out:?}");
-        assert!(stderr(&out).contains(&format!("{}/.google_authenticator: ", nobody.dir.display())));
+        assert!(
+            stderr(&out).contains(&format!("in the directory {} ", nobody.dir.display())),
+            "{}",
+            stderr(&out)
+        );
     }
-    let out = run(&["--user", "no-such-user-here", "-f"]);
+    let out = run(&["--user", "no-such-user-here", "--unattended"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out),
@@ -412,7 +440,9 @@ fn status_hides_the_secret_unless_asked() {
     let dir = TempDir::new("status");
     let path = dir.path("ga");
     let p = path.to_str().unwrap();
-    assert!(run(&["-f", "-q", "-w", "17", "-s", p]).status.success());
+    assert!(run(&["--unattended", "-q", "-w", "17", "-s", p])
+        .status
+        .success());
     let secret = String::from_utf8(fs::read(&path).unwrap())
         .unwrap()
         .lines()
@@ -440,7 +470,7 @@ fn regenerate_scratch_keeps_secret_and_settings() {
     let dir = TempDir::new("regen");
     let path = dir.path("ga");
     let p = path.to_str().unwrap();
-    assert!(run(&["-f", "-q", "-r", "5", "-R", "60", "-s", p])
+    assert!(run(&["--unattended", "-q", "-r", "5", "-R", "60", "-s", p])
         .status
         .success());
     let before = SecretFile::parse(&fs::read(&path).unwrap()).unwrap();
@@ -493,5 +523,73 @@ fn help_and_version() {
     assert_eq!(
         stdout(&out),
         format!("totp-enroll {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// Runs the binary with its standard output on `stdout`.
+fn run_to(args: &[&str], stdout: impl Into<std::process::Stdio>) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+/// A pipe whose reader is already gone: every write gets EPIPE, as when
+/// `head -1` has read its line and left.
+fn closed_pipe() -> std::os::fd::OwnedFd {
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    drop(reader);
+    writer
+}
+
+#[test]
+fn status_into_a_closed_pipe_is_no_error() {
+    let dir = TempDir::new("sigpipe");
+    let path = dir.path("ga");
+    let p = path.to_str().unwrap();
+    assert!(run(&["--unattended", "-q", "-s", p]).status.success());
+    let out = run_to(&["--status", "-s", p], closed_pipe());
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(stderr(&out), "");
+}
+
+#[test]
+fn output_failing_after_the_save_says_the_file_was_saved() {
+    let dir = TempDir::new("devfull");
+    for (i, stdout) in [
+        fs::File::create("/dev/full").unwrap().into(),
+        std::process::Stdio::from(closed_pipe()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = dir.path(&format!("ga{i}"));
+        let p = path.to_str().unwrap();
+        let out = run_to(&["--unattended", "-s", p], stdout);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(path.exists(), "the file is saved");
+        let err = stderr(&out);
+        assert!(
+            err.starts_with(&format!(
+                "totp-enroll: {p} was saved, but the key and the scratch codes could not be shown"
+            )),
+            "{err}"
+        );
+        assert!(err.contains("--status --show-secret"), "{err}");
+    }
+    // --status on a full disk is an error, said once.
+    let p = dir.path("ga0");
+    let out = run_to(
+        &["--status", "-s", p.to_str().unwrap()],
+        fs::File::create("/dev/full").unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains("No space left on device"),
+        "{}",
+        stderr(&out)
     );
 }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::args::{parse, Action, Parsed};
+use crate::qr;
 use crate::test_support::{FixedClock, TempDir};
 use pam_totp::secret_file::Mode;
 use rand::rngs::StdRng;
@@ -69,6 +70,7 @@ fn run_with(
         output: &mut output,
         interactive,
         output_is_terminal: false,
+        terminal_size: None,
     };
     let target = Target::current("me", path.clone());
     let result = enroll(
@@ -93,7 +95,7 @@ fn run(name: &str, flags: &[&str], input: &str) -> Outcome {
 }
 
 fn plan(flags: &[&str]) -> Plan {
-    decide(&options(flags), None).unwrap()
+    decide(&options(flags)).unwrap()
 }
 
 /// Lines of a file Google's tool wrote with the same flags (observed with
@@ -155,22 +157,30 @@ fn defaults_without_questions_are_the_secure_ones() {
 
 #[test]
 fn interactive_defaults_confirm_and_write() {
-    // Enter for: time-based, reuse, window, rate limit; the code; Enter to write.
-    let input = format!("\n\n\n\n{}\n\n", totp_now(0));
+    // google-authenticator's order: time-based; the code; write?; reuse,
+    // window, rate limit (Enter takes each default).
+    let input = format!("\n{}\n\n\n\n\n", totp_now(0));
     let out = run("defaults", &[], &input);
     out.result.as_ref().unwrap();
     let text = &out.output;
-    for question in [
+    let mut at = 0;
+    for step in [
         "Do you want authentication tokens to be time-based? [Y/n] ",
+        "No QR code: standard output is not a terminal",
+        "Your new secret key is: ",
+        CODE_PROMPT,
+        "Code confirmed\n",
+        "Do you want me to write the new secret to",
         "Do you want to disallow reuse of the same code? [Y/n] ",
         "Do you want to widen the window from 3 to 17 codes? [y/N] ",
         "Do you want to enable rate limiting? [Y/n] ",
-        "Enter the 6-digit code the app shows now: ",
-        "Code confirmed.",
-        "Do you want me to write the new secret to",
+        "Saved ",
         "Your emergency scratch codes are:",
     ] {
-        assert!(text.contains(question), "missing {question:?} in:\n{text}");
+        let found = text[at..]
+            .find(step)
+            .unwrap_or_else(|| panic!("missing {step:?} after byte {at} in:\n{text}"));
+        at += found + step.len();
     }
     let file = out.file();
     assert_eq!(file.secret().as_bytes(), expected_secret().as_bytes());
@@ -193,20 +203,27 @@ fn interactive_defaults_confirm_and_write() {
         fs::metadata(&out.path).unwrap().permissions().mode() & 0o7777,
         0o400
     );
-    // The key, three ways.
     let b32 = expected_secret().to_base32();
     assert!(text.contains(&format!("Your new secret key is: {}\n", *grouped(&b32))));
     assert!(text.contains(&format!(
-        "Key URI: otpauth://totp/host:me%40host?secret={}&issuer=host&algorithm=SHA1&digits=6&period=30\n",
+        "Key URI: otpauth://totp/host:me%40host?secret={}\n",
         *b32
     )));
 }
 
 #[test]
-fn answers_change_the_settings() {
+fn googles_piped_answers_mean_the_same() {
+    // printf 'y\n-1\ny\ny\nn\ny\n' | google-authenticator
+    let out = run_with("piped", &[], "y\n-1\ny\ny\nn\ny\n", false, None);
+    out.result.as_ref().unwrap();
+    assert!(out.output.contains("Code confirmation skipped\n"));
+    let settings = out.file().settings();
+    assert!(settings.disallow_reuse);
+    assert_eq!(settings.window, 3);
+    assert_eq!(settings.rate_limit, Some((3, 30)));
     // No to reuse, yes to the wide window, no to rate limiting.
-    let input = format!("y\nn\ny\nn\n{}\ny\n", totp_now(0));
-    let out = run("answers", &["-e", "2"], &input);
+    let input = format!("y\n{}\ny\nn\ny\nn\n", totp_now(0));
+    let out = run_with("piped-answers", &["-e", "2"], &input, false, None);
     out.result.as_ref().unwrap();
     let settings = out.file().settings();
     assert!(!settings.disallow_reuse);
@@ -216,7 +233,7 @@ fn answers_change_the_settings() {
 }
 
 #[test]
-fn confirmation_accepts_the_window_the_module_will_use() {
+fn code_check_accepts_the_window_the_flags_set() {
     for (flags, offset, ok) in [
         (&["-t", "-d", "-u", "-w", "3"][..], -1, true),
         (&["-t", "-d", "-u", "-w", "3"], 1, true),
@@ -224,8 +241,8 @@ fn confirmation_accepts_the_window_the_module_will_use() {
         (&["-t", "-d", "-u", "-w", "17"], -8, true),
         (&["-t", "-d", "-u", "-w", "1"], 1, false),
     ] {
+        // A wrong code is followed by end of input: cancelled, not written.
         let input = format!("{}\n\n", totp_now(offset));
-        // One wrong try is followed by end of input: cancelled, not written.
         let out = run(&format!("window-{offset}-{}", flags[4]), flags, &input);
         assert_eq!(
             out.result.is_ok(),
@@ -238,56 +255,61 @@ fn confirmation_accepts_the_window_the_module_will_use() {
 }
 
 #[test]
-fn wrong_codes_write_nothing() {
-    let input = "000000\n12345\n\n99999999\n";
-    let out = run("wrong", &["-t", "-d", "-u", "-W"], input);
+fn wrong_codes_never_end_the_setup() {
+    let input = format!(
+        "000000\n12345\n\n99999999\n{} {}\n{}\n\n",
+        &totp_now(0)[..3],
+        &totp_now(0)[3..],
+        totp_now(0)
+    );
+    let out = run("wrong", &["-t", "-d", "-u", "-W"], &input);
+    out.result.as_ref().unwrap();
+    assert!(out.written());
+    let text = &out.output;
+    assert_eq!(text.matches(CODE_PROMPT).count(), 6, "{text}");
+    assert!(text.contains("That code does not match"), "{text}");
     assert!(
-        matches!(out.result, Err(Error::NotConfirmed)),
+        text.contains("That is 5 digits; the app shows 6."),
+        "{text}"
+    );
+    assert!(text.contains("That is 8 digits"), "{text}");
+    assert!(text.contains("without spaces"), "{text}");
+    // Never the right code, unlike Google's tool.
+    assert_eq!(text.matches(&totp_now(0)).count(), 0, "{text}");
+}
+
+#[test]
+fn end_of_input_at_the_code_cancels() {
+    let out = run("wrong-eof", &["-t", "-d", "-u", "-W"], "000000\n");
+    assert!(
+        matches!(out.result, Err(Error::Cancelled)),
         "{:?}",
         out.result
     );
     assert!(!out.written());
-    assert!(out.output.contains("(2 tries left)"), "{}", out.output);
-    assert!(out.output.contains("(1 try left)"), "{}", out.output);
-    // Never the right code, unlike Google's tool.
-    assert!(!out.output.contains(&totp_now(0)));
-    assert!(!out.output.contains("Your emergency scratch codes"));
+    assert!(!out.output.contains("scratch"));
 }
 
 #[test]
-fn a_wrong_code_then_the_right_one() {
-    let input = format!("111111\n{}\n\n", totp_now(0));
-    let out = run("retry", &["-t", "-d", "-u", "-W"], &input);
-    out.result.as_ref().unwrap();
-    assert!(out
-        .output
-        .contains("That code does not match (2 tries left)"));
-}
-
-#[test]
-fn counter_based_confirmation_moves_the_counter_past_the_code() {
+fn counter_based_asks_no_code_as_google_does() {
     let secret = expected_secret();
-    // Google Authenticator steps the counter before its first code.
-    let input = format!("n\n\n\n{:06}\n\n", hotp(&secret, 2));
-    let out = run("hotp", &[], &input);
+    // Counter-based; write; window; rate limit.
+    let out = run("hotp", &[], "n\n\n\n\n");
     out.result.as_ref().unwrap();
-    assert_eq!(out.file().settings().mode, Mode::Counter { next: 3 });
+    assert_eq!(out.file().settings().mode, Mode::Counter { next: 1 });
+    assert!(!out.output.contains(CODE_PROMPT));
     assert!(out
         .output
         .contains("Key URI: otpauth://hotp/host:me%40host?secret="));
     assert!(out.output.contains("&counter=1\n"));
+    assert!(out.output.contains(&format!(
+        "Your verification code for counter 1 is {:06}\n",
+        hotp(&secret, 1)
+    )));
     assert!(
         !out.output.contains("reuse"),
         "no reuse question counter-based"
     );
-    // Without confirmation the file starts at 1, as Google's does.
-    let out = run("hotp-f", &["-c", "-f"], "");
-    out.result.as_ref().unwrap();
-    assert_eq!(out.file().settings().mode, Mode::Counter { next: 1 });
-    assert!(out.output.contains(&format!(
-        "Your first verification code (counter 1) is {:06}\n",
-        hotp(&secret, 1)
-    )));
 }
 
 #[test]
@@ -303,60 +325,59 @@ fn end_of_input_at_a_question_cancels() {
     let out = run("eof", &[], "\n");
     assert!(matches!(out.result, Err(Error::Cancelled)));
     assert!(!out.written());
+    let out = run_with("eof-pipe", &["-t", "-d", "-u", "-W", "-C"], "", false, None);
+    assert!(matches!(out.result, Err(Error::Cancelled)));
+    assert!(!out.written());
 }
 
 #[test]
 fn existing_file_is_kept_unless_replacing_is_confirmed() {
     let old: &[u8] = b"JBSWY3DPEHPK3PXP\n\" TOTP_AUTH\n12345678\n";
-    // Interactive, default answer: no.
-    let out = run_with(
-        "exists-no",
-        &["-t", "-d", "-u", "-W"],
-        "\n",
-        true,
-        Some(old),
+    let flags = &["-t", "-d", "-u", "-W"];
+    // Said first; asked last, default no.
+    let input = format!("{}\n\n", totp_now(0));
+    let out = run_with("exists-no", flags, &input, true, Some(old));
+    assert!(
+        matches!(out.result, Err(Error::Cancelled)),
+        "{:?}",
+        out.result
     );
-    assert!(matches!(out.result, Err(Error::Exists(_))));
+    assert!(out.output.starts_with(&format!(
+        "Note: {} already exists: you will be asked before it is replaced.\n",
+        out.path.display()
+    )));
     assert!(out.output.contains("already exists. Replace it?"));
     assert_eq!(fs::read(&out.path).unwrap(), old);
-    // Non-interactive without -f: refused before anything else.
+    // Yes: replaced.
+    let input = format!("{}\ny\n", totp_now(0));
+    let out = run_with("exists-yes", flags, &input, true, Some(old));
+    out.result.as_ref().unwrap();
+    assert_eq!(out.file().secret().as_bytes(), expected_secret().as_bytes());
+    // -f: replaced without the question (but the code is still checked).
+    let input = format!("{}\n", totp_now(0));
     let out = run_with(
-        "exists-tty",
-        &["-t", "-d", "-u", "-W", "-C"],
-        "",
+        "exists-f",
+        &["-f", "-t", "-d", "-u", "-W"],
+        &input,
         false,
         Some(old),
     );
+    out.result.as_ref().unwrap();
+    assert!(out.output.contains("will be replaced (-f)"));
+    assert!(!out.output.contains("Replace it?"));
+    assert_ne!(fs::read(&out.path).unwrap(), old);
+    // --unattended: refused without -f, replaced with it.
+    let out = run_with("exists-un", &["--unattended"], "", false, Some(old));
     assert!(matches!(out.result, Err(Error::Exists(_))));
     assert_eq!(fs::read(&out.path).unwrap(), old);
-    // Yes: replaced.
-    let input = format!("y\n{}\n\n", totp_now(0));
-    let out = run_with(
-        "exists-yes",
-        &["-t", "-d", "-u", "-W"],
-        &input,
-        true,
-        Some(old),
-    );
-    out.result.as_ref().unwrap();
-    assert_eq!(out.file().secret().as_bytes(), expected_secret().as_bytes());
-    // -f: replaced without a question.
-    let out = run_with("exists-f", &["-f"], "", false, Some(old));
+    let out = run_with("exists-un-f", &["--unattended", "-f"], "", false, Some(old));
     out.result.as_ref().unwrap();
     assert_ne!(fs::read(&out.path).unwrap(), old);
 }
 
 #[test]
-fn no_terminal_needs_force() {
-    let out = run_with("notty", &["-t", "-d", "-u", "-W", "-C"], "", false, None);
-    assert!(matches!(out.result, Err(Error::NotATerminal)));
-    assert!(!out.written());
-    assert_eq!(out.output, "");
-}
-
-#[test]
-fn force_asks_nothing_and_prints_the_current_code() {
-    let out = run_with("force", &["-f"], "", false, None);
+fn unattended_asks_nothing_and_prints_the_current_code() {
+    let out = run_with("unattended", &["--unattended"], "", false, None);
     out.result.as_ref().unwrap();
     assert!(
         !out.output.contains("[Y/n]") && !out.output.contains("[y/N]"),
@@ -373,18 +394,28 @@ fn force_asks_nothing_and_prints_the_current_code() {
 }
 
 #[test]
-fn quiet_prints_nothing() {
-    let out = run_with("quiet", &["-f", "-q"], "", false, None);
+fn quiet_prints_nothing_but_questions() {
+    let out = run_with("quiet", &["--unattended", "-q"], "", false, None);
     out.result.as_ref().unwrap();
     assert_eq!(out.output, "");
     assert_eq!(out.file().scratch_codes().count(), 5);
+    // On a terminal, the write question says the key was not shown.
+    let out = run("quiet-tty", &["-q", "-t", "-d", "-u", "-W"], "\n");
+    out.result.as_ref().unwrap();
+    assert!(
+        out.output.contains("The new key was not shown (-q)"),
+        "{}",
+        out.output
+    );
+    assert!(out.output.contains("--status --show-secret"));
+    assert!(!out.output.contains(CODE_PROMPT));
 }
 
 #[test]
-fn no_confirm_on_a_terminal_still_asks_to_write() {
+fn no_confirm_still_asks_to_write() {
     let out = run("noconfirm", &["-t", "-d", "-u", "-W", "-C"], "\n");
     out.result.as_ref().unwrap();
-    assert!(!out.output.contains("Enter the 6-digit code"));
+    assert!(!out.output.contains(CODE_PROMPT));
     assert!(out
         .output
         .contains("Do you want me to write the new secret"));
@@ -395,7 +426,7 @@ fn label_issuer_and_qr_flags_reach_the_output() {
     let out = run_with(
         "label",
         &[
-            "-f",
+            "--unattended",
             "-l",
             "ops team",
             "-i",
@@ -410,12 +441,6 @@ fn label_issuer_and_qr_flags_reach_the_output() {
         None,
     );
     out.result.as_ref().unwrap();
-    assert!(out
-        .output
-        .contains("otpauth://totp/ACME%20%26%20Co:ops%20team?secret="));
-    assert!(out
-        .output
-        .contains("&issuer=ACME%20%26%20Co&algorithm=SHA1&digits=6&period=60\n"));
     assert!(out.output.contains(qr::ANSI_DARK), "ANSI QR code drawn");
     assert_eq!(out.file().settings().mode, Mode::Time { step_seconds: 60 });
 }
@@ -427,34 +452,43 @@ fn secret_grouping() {
     assert_eq!(&*grouped(""), "");
 }
 
+fn console<'a>(input: &'a mut &[u8], output: &'a mut Vec<u8>, interactive: bool) -> Console<'a> {
+    Console {
+        input,
+        output,
+        interactive,
+        output_is_terminal: false,
+        terminal_size: None,
+    }
+}
+
 #[test]
 fn failed_write_without_questions_shows_no_key() {
     let dir = TempDir::new("enroll-unwritable");
     let target = Target::current("me", dir.path("missing-dir/ga"));
     let mut output = Vec::new();
-    let mut console = Console {
-        input: &mut &b""[..],
-        output: &mut output,
-        interactive: false,
-        output_is_terminal: true,
-    };
     let result = enroll(
-        &options(&["-f"]),
+        &options(&["--unattended"]),
         false,
         &target,
         "host",
-        &mut console,
+        &mut console(&mut &b""[..], &mut output, false),
         &FixedClock(NOW),
         &mut StdRng::seed_from_u64(SEED),
     );
     let err = result.unwrap_err();
     assert!(matches!(err, Error::Store { .. }), "{err}");
     assert_eq!(err.exit_code(), 1);
+    // The directory is named, not "the temporary file".
+    let text = err.to_string();
     assert!(
-        err.to_string()
-            .contains("missing-dir/ga: cannot create the temporary file"),
-        "{err}"
+        text.starts_with(&format!(
+            "cannot write a new file in the directory {}",
+            dir.path("missing-dir").display()
+        )),
+        "{text}"
     );
+    assert!(!text.contains("temporary"), "{text}");
     assert!(output.is_empty(), "{}", String::from_utf8_lossy(&output));
 }
 
@@ -463,20 +497,13 @@ fn failed_write_after_showing_the_key_says_so() {
     let dir = TempDir::new("enroll-unwritable-tty");
     let target = Target::current("me", dir.path("missing-dir/ga"));
     let input = format!("{}\n\n", totp_now(0));
-    let mut reader = input.as_bytes();
     let mut output = Vec::new();
-    let mut console = Console {
-        input: &mut reader,
-        output: &mut output,
-        interactive: true,
-        output_is_terminal: false,
-    };
     let err = enroll(
         &options(&["-t", "-d", "-u", "-W"]),
         false,
         &target,
         "host",
-        &mut console,
+        &mut console(&mut input.as_bytes(), &mut output, true),
         &FixedClock(NOW),
         &mut StdRng::seed_from_u64(SEED),
     )
@@ -489,12 +516,64 @@ fn failed_write_after_showing_the_key_says_so() {
     assert!(!err.to_string().contains(&*expected_secret().to_base32()));
 }
 
+/// Output that fails only after the file is saved (a full disk).
+struct FailsAfter(usize, Vec<u8>);
+
+impl Write for FailsAfter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.1.len() + buf.len() > self.0 {
+            return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        self.1.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn output_failing_after_the_save_says_the_file_was_saved() {
+    let dir = TempDir::new("enroll-full");
+    let path = dir.path("ga");
+    let target = Target::current("me", path.clone());
+    let mut output = FailsAfter(0, Vec::new());
+    let mut console = Console {
+        input: &mut &b""[..],
+        output: &mut output,
+        interactive: false,
+        output_is_terminal: false,
+        terminal_size: None,
+    };
+    let err = enroll(
+        &options(&["--unattended"]),
+        false,
+        &target,
+        "host",
+        &mut console,
+        &FixedClock(NOW),
+        &mut StdRng::seed_from_u64(SEED),
+    )
+    .unwrap_err();
+    assert!(path.exists());
+    assert_eq!(err.exit_code(), 1);
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "{} was saved, but the key and the scratch codes could not be shown",
+            path.display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("--status --show-secret"), "{text}");
+}
+
 #[test]
 fn longest_names_still_fit_a_qr_code() {
     let name = "é".repeat(crate::args::MAX_NAME_BYTES / 2);
     let out = run_with(
         "long-names",
-        &["-f", "-l", &name, "-i", &name, "-Q", "UTF8"],
+        &["--unattended", "-l", &name, "-i", &name, "-Q", "UTF8"],
         "",
         false,
         None,

@@ -43,6 +43,66 @@ pub fn run(args: &[&str]) -> Output {
         .expect("run totp-enroll")
 }
 
+/// Runs the binary with `args` and `input` piped on standard input.
+pub fn run_piped(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run totp-enroll");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// How an authenticator app reads a key URI (the Key Uri Format): the
+/// label, percent-decoded, is `ISSUER:ACCOUNT` split at its first colon (or
+/// just `ACCOUNT`); an `issuer` parameter names the issuer. Returns
+/// (issuer, account).
+pub fn key_uri_reading(uri: &str) -> (String, String) {
+    let rest = uri
+        .strip_prefix("otpauth://totp/")
+        .or_else(|| uri.strip_prefix("otpauth://hotp/"))
+        .expect("an otpauth URI");
+    let (path, query) = rest.split_once('?').expect("parameters");
+    let decode = |text: &str| -> String {
+        let bytes = text.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    };
+    let label = decode(path);
+    let (prefix, account) = match label.split_once(':') {
+        Some((issuer, account)) => (Some(issuer.to_owned()), account.to_owned()),
+        None => (None, label),
+    };
+    let parameter = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("issuer="))
+        .map(decode);
+    if let (Some(p), Some(q)) = (&prefix, &parameter) {
+        assert_eq!(p, q, "prefix and parameter disagree in {uri}");
+    }
+    (parameter.or(prefix).unwrap_or_default(), account)
+}
+
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
