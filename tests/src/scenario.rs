@@ -217,6 +217,7 @@ impl Scenario {
             setcred: false,
             env: Vec::new(),
             timeout: Duration::from_secs(60),
+            as_account: None,
         }
     }
 
@@ -269,6 +270,7 @@ pub struct Login<'a> {
     setcred: bool,
     env: Vec<(OsString, OsString)>,
     timeout: Duration,
+    as_account: Option<(u32, u32)>,
 }
 
 impl Login<'_> {
@@ -377,6 +379,14 @@ impl Login<'_> {
         self
     }
 
+    /// Runs the PAM application (the driver) as this uid and gid, with no
+    /// supplementary groups, instead of as the test: what a program running
+    /// as that user can do with its own PAM stack. Needs root.
+    pub fn as_account(mut self, uid: u32, gid: u32) -> Self {
+        self.as_account = Some((uid, gid));
+        self
+    }
+
     /// How long the driver may take before it is killed (default 60 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -434,6 +444,12 @@ impl Login<'_> {
         fs::write(service_dir.join(&self.service), self.service_file())
             .unwrap_or_else(|e| panic!("cannot write the service file: {e}"));
         let syslog_file = run_dir.join("syslog");
+        if let Some((uid, gid)) = self.as_account {
+            // The driver writes its log capture as that user.
+            fs::write(&syslog_file, b"")
+                .and_then(|()| std::os::unix::fs::chown(&syslog_file, Some(uid), Some(gid)))
+                .unwrap_or_else(|e| panic!("cannot prepare {}: {e}", syslog_file.display()));
+        }
 
         let mut command = Command::new(system::driver());
         command
@@ -494,6 +510,11 @@ impl Login<'_> {
             .env("PAM_TOTP_TEST_SYSLOG", &syslog_file);
         for (key, value) in &self.env {
             command.env(key, value);
+        }
+        if let Some((uid, gid)) = self.as_account {
+            // std clears the supplementary groups when root sets a uid.
+            std::os::unix::process::CommandExt::uid(&mut command, uid);
+            std::os::unix::process::CommandExt::gid(&mut command, gid);
         }
 
         let (status, stdout, stderr) = {
