@@ -770,14 +770,8 @@ fn self_enrolment_over_a_secret_needs_its_current_code() {
     // lock the right one out too.)
     for (wrong, why) in [
         ("", "cancelled"),
-        (
-            "000000\n",
-            "invalid verification code: the existing secret was not replaced",
-        ),
-        (
-            "12345678\n",
-            "invalid scratch code: the existing secret was not replaced",
-        ),
+        ("000000\n", "invalid verification code: nothing was changed"),
+        ("12345678\n", "invalid scratch code: nothing was changed"),
     ] {
         let refused = self_enrol(wrong);
         assert!(!refused.status.success(), "{wrong:?}");
@@ -800,6 +794,49 @@ fn self_enrolment_over_a_secret_needs_its_current_code() {
     assert_ne!(first_line(&file), secret);
     assert_eq!(ownership(&file), (0, 0, 0o400));
     assert!(text(&replaced.stdout).contains("Your new secret key is"));
+
+    // New scratch codes through the same rule: also only with a code.
+    let regenerate = |answers: &str| {
+        let mut child = user
+            .command("sudo")
+            .arg("-n")
+            .arg(totp_enroll())
+            .args(["--store", store.dir.to_str().unwrap(), "--self"])
+            .arg("--regenerate-scratch")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(answers.as_bytes());
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let before = fs::read_to_string(&file).unwrap();
+    let refused = regenerate("000000\n");
+    assert!(!refused.status.success());
+    let after = fs::read_to_string(&file).unwrap();
+    let scratch = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.len() == 8 && l.bytes().all(|b| b.is_ascii_digit()))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(scratch(&after), scratch(&before));
+    let new_secret = first_line(&file);
+    let regenerated = regenerate(&format!("{}\n", oath::totp_now(&new_secret)));
+    assert!(
+        regenerated.status.success(),
+        "{}",
+        text(&regenerated.stderr)
+    );
+    let codes = scratch(&fs::read_to_string(&file).unwrap());
+    assert_ne!(codes, scratch(&before));
+    for code in &codes {
+        assert!(text(&regenerated.stdout).contains(code.as_str()));
+    }
+    assert_eq!(ownership(&file), (0, 0, 0o400));
 
     // Without sudo (no SUDO_UID) --self refuses.
     let direct = run(Command::new(totp_enroll()).env_remove("SUDO_UID").args([

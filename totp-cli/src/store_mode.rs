@@ -181,7 +181,7 @@ pub fn execute<R: TryCryptoRng + ?Sized>(
             // Self-enrolment over an existing secret: proven first. (Root
             // needs no proof: it could replace the file anyway.)
             if flags.self_enroll {
-                require_current_code(&target, console, clock)?;
+                require_current_code(&target, "replace it", console, clock)?;
             }
             enroll::enroll(
                 options,
@@ -194,7 +194,9 @@ pub fn execute<R: TryCryptoRng + ?Sized>(
             )
         }
         Action::RegenerateScratch { codes } => {
-            if flags.self_enroll && !require_current_code(&target, console, clock)? {
+            if flags.self_enroll
+                && !require_current_code(&target, "make new scratch codes", console, clock)?
+            {
                 return Err(Error::NotEnrolled(target.path.clone()));
             }
             regenerate::regenerate(&target, *codes, request.quiet, console.output, rng)
@@ -210,6 +212,7 @@ pub fn execute<R: TryCryptoRng + ?Sized>(
 /// there is nothing to protect yet.
 pub fn require_current_code(
     target: &Target,
+    purpose: &str,
     console: &mut Console<'_>,
     clock: &dyn Clock,
 ) -> Result<bool, Error> {
@@ -222,7 +225,7 @@ pub fn require_current_code(
     let mut prompter = Prompter::new(&mut *console.input, &mut *console.output);
     writeln!(
         prompter.output(),
-        "{} already has an authenticator. To replace it, give a code from it.",
+        "{} already has an authenticator. To {purpose}, give a code from it.",
         target.user
     )?;
     let Some(answer) = prompter.line("Current verification code (or a scratch code): ")? else {
@@ -258,8 +261,8 @@ pub fn require_current_code(
         (Ok(_), None) => Ok(true),
         (Ok(_), Some(error)) => Err(Error::store(&target.path, error)),
         (Err(why), _) => Err(Error::User(format!(
-            "{why}: the existing secret was not replaced (ask an administrator if the \
-             app and the scratch codes are lost)"
+            "{why}: nothing was changed (ask an administrator if the app and the scratch \
+             codes are lost)"
         ))),
     }
 }
