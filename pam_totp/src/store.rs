@@ -430,6 +430,12 @@ fn update_locked<T>(
                 })
             }
         }
+        // Owner, mode and type may have changed while we waited for the
+        // lock: judge the file as it is now, and keep what it is now.
+        let meta = file
+            .metadata()
+            .map_err(io_error("inspect the secret file"))?;
+        check_file(&meta, rules)?;
         let contents = read_all(&file)?;
         let (result, new_contents) = change(&contents);
         let saved = match new_contents {

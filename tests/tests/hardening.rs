@@ -103,3 +103,165 @@ fn a_user_controlled_symlink_on_the_way_is_not_followed() {
         .run();
     assert_eq!(outcome.code, code::PAM_SUCCESS, "{outcome}");
 }
+
+/// Compiles a C LD_PRELOAD shim from `source` into `dir`.
+fn build_shim(dir: &Path, name: &str, source: &str) -> std::path::PathBuf {
+    let c = dir.join(format!("{name}.c"));
+    let so = dir.join(format!("{name}.so"));
+    fs::write(&c, source).unwrap();
+    let status = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(&so)
+        .arg(&c)
+        .arg("-ldl")
+        .status()
+        .expect("a C compiler (build-essential) is installed");
+    assert!(status.success(), "building the {name} shim");
+    so
+}
+
+/// LD_PRELOAD for a login of `scenario` with `shim` added after the
+/// harness's own libraries.
+fn preload_with(scenario: &Scenario, shim: &Path) -> String {
+    let mut libs = vec![pam_totp_tests::system::pam_wrapper_lib()];
+    if let pam_totp_tests::Clock::Frozen(_) = scenario.clock() {
+        libs.push(pam_totp_tests::system::faketime_lib());
+    }
+    libs.push(pam_totp_tests::system::syslog_shim());
+    libs.push(shim.to_path_buf());
+    let libs: Vec<String> = libs.iter().map(|p| p.display().to_string()).collect();
+    libs.join(" ")
+}
+
+/// A shim that stops the process at its first `flock` call, the moment
+/// a login has checked the file and asks for the lock: it writes a byte to
+/// the FIFO `$TK_PAUSE_READY` and waits for one on `$TK_PAUSE_GO`.
+const PAUSE_AT_LOCK: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+static int paused;
+int flock(int fd, int op) {
+    static int (*real)(int, int);
+    if (!real) real = (int (*)(int, int))dlsym(RTLD_NEXT, "flock");
+    if (!paused) {
+        paused = 1;
+        const char *ready = getenv("TK_PAUSE_READY"), *go = getenv("TK_PAUSE_GO");
+        char byte = 'p';
+        int r = open(ready, O_WRONLY);
+        if (r >= 0) { (void)!write(r, &byte, 1); close(r); }
+        int g = open(go, O_RDONLY);
+        if (g >= 0) { (void)!read(g, &byte, 1); close(g); }
+    }
+    return real(fd, op);
+}
+"#;
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Runs `login` with the pause shim; `meanwhile` runs while the login
+/// waits at the lock. Panics if the login never got there.
+fn while_waiting_for_the_lock(
+    scenario: &Scenario,
+    login: pam_totp_tests::Login<'_>,
+    meanwhile: impl FnOnce(),
+) -> pam_totp_tests::Outcome {
+    let dir = scenario.dir();
+    let shim = build_shim(dir, "pause_at_lock", PAUSE_AT_LOCK);
+    let (ready, go) = (dir.join("pause-ready"), dir.join("pause-go"));
+    mkfifo(&ready);
+    mkfifo(&go);
+    let login = login
+        .env("LD_PRELOAD", preload_with(scenario, &shim))
+        .env("TK_PAUSE_READY", &ready)
+        .env("TK_PAUSE_GO", &go);
+    std::thread::scope(|scope| {
+        let running = scope.spawn(|| {
+            // Unblocks the wait below if the login ends (or fails) without
+            // pausing.
+            let _unblock = WriteOnDrop(ready.clone());
+            login.try_run()
+        });
+        let mut byte = [0u8; 1];
+        {
+            use std::io::Read;
+            let mut r = fs::File::open(&ready).unwrap();
+            r.read_exact(&mut byte).unwrap();
+        }
+        if &byte != b"p" {
+            let outcome = running.join().unwrap();
+            panic!("the login never asked for the lock: {outcome:?}");
+        }
+        meanwhile();
+        {
+            use std::io::Write;
+            let mut g = fs::OpenOptions::new().write(true).open(&go).unwrap();
+            g.write_all(b"g").unwrap();
+        }
+        running
+            .join()
+            .unwrap()
+            .unwrap_or_else(|failure| panic!("{failure}"))
+    })
+}
+
+/// Writes a byte to a FIFO when dropped.
+struct WriteOnDrop(std::path::PathBuf);
+
+impl Drop for WriteOnDrop {
+    fn drop(&mut self) {
+        use std::io::Write;
+        // Read-write: never blocks, even with no reader left.
+        if let Ok(mut fifo) = fs::OpenOptions::new().read(true).write(true).open(&self.0) {
+            let _ = fifo.write_all(b"e");
+        }
+    }
+}
+
+/// Finding 6. A chmod or chown made while a login waited for the lock is
+/// judged after the lock is held: neither undone by the rewrite nor
+/// ignored.
+#[test]
+fn a_change_of_mode_or_owner_while_waiting_for_the_lock_is_judged() {
+    if !have_root("a_change_of_mode_or_owner_while_waiting_for_the_lock_is_judged") {
+        return;
+    }
+    for change in ["chmod", "chown"] {
+        let scenario = Scenario::new(Module::Ours).at(T);
+        let secret = scenario.write_secret(&secret_file_with_reuse());
+        let login = scenario.login().answer(oath::totp_at(SECRET, T));
+        let outcome = while_waiting_for_the_lock(&scenario, login, || match change {
+            "chmod" => fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap(),
+            _ => std::os::unix::fs::chown(&secret, Some(USER_UID), None).unwrap(),
+        });
+        assert_eq!(outcome.code, code::PAM_AUTH_ERR, "{change}: {outcome}");
+        let expected = if change == "chmod" {
+            "mode 0644"
+        } else {
+            "owned by uid 24301"
+        };
+        assert!(outcome.log_text().contains(expected), "{change}: {outcome}");
+        let meta = fs::metadata(&secret).unwrap();
+        assert_eq!(
+            fs::read_to_string(&secret).unwrap(),
+            secret_file_with_reuse(),
+            "{change}: not rewritten"
+        );
+        match change {
+            "chmod" => assert_eq!(meta.permissions().mode() & 0o7777, 0o644, "not undone"),
+            _ => assert_eq!(
+                std::os::unix::fs::MetadataExt::uid(&meta),
+                USER_UID,
+                "not undone"
+            ),
+        }
+    }
+}
