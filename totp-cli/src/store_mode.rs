@@ -236,8 +236,8 @@ pub fn require_current_code(
     let committed = locked_update::read_decide_write_at(
         &location,
         |file| {
-            let (decision, _) =
-                policy::check_candidates(file, &[&code], now, &policy::Options::default());
+            // One attempt, as a login with one prompt would make it.
+            let decision = policy::check_attempt(file, &code, now, &policy::Options::default());
             Decided {
                 outcome: decision.verdict,
                 changed: decision.changes.any(),
