@@ -119,7 +119,8 @@ pub struct Cli {
     #[arg(short = 'i', long, value_name = "ISSUER", value_parser = parse_issuer)]
     issuer: Option<String>,
 
-    /// Print nothing but errors (and the new codes of --regenerate-scratch)
+    /// Show neither key nor scratch codes and check no code; print only questions and errors
+    /// (and the new codes of --regenerate-scratch)
     #[arg(short = 'q', long)]
     quiet: bool,
 

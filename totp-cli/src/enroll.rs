@@ -344,6 +344,33 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// Shows the key and checks a code from the app (time-based, unless
+    /// `-C`), or shows the code to compare with.
+    fn show_and_check(
+        &self,
+        prompter: &mut Prompter<'_>,
+        kind: Kind,
+        key: &NewKey,
+    ) -> Result<(), Error> {
+        let checking = self.options.confirm && kind == Kind::Time;
+        let screen = self.screen(checking);
+        let drawing = show::prepare(&key.text(), &screen)?;
+        show::show(prompter.output(), &key.text(), &screen, drawing.as_ref())?;
+        if !checking {
+            return self.show_code(prompter.output(), kind, &key.secret);
+        }
+        let check = CodeCheck {
+            secret: &key.secret,
+            step_seconds: self.step_seconds(),
+            window: check_window(self.options.window),
+        };
+        check.ask(
+            prompter,
+            || self.clock.now(),
+            |out| key.text().write_text(out),
+        )
+    }
+
     /// The last question before writing (not with `-f`). Declining cancels.
     fn ask_to_write(&self, prompter: &mut Prompter<'_>, exists: bool) -> Result<(), Error> {
         let path = self.target.path.display();
@@ -431,6 +458,7 @@ pub fn enroll<R: TryCryptoRng + ?Sized>(
         output_is_terminal: console.output_is_terminal,
         terminal_size: console.terminal_size,
     };
+    // The order of the steps below is google-authenticator's (see the top).
     let (label, issuer) = label_and_issuer(options, &target.user, host);
     let exists = std::fs::symlink_metadata(&target.path).is_ok();
     if options.unattended {
@@ -441,35 +469,16 @@ pub fn enroll<R: TryCryptoRng + ?Sized>(
     }
     let mut prompter = Prompter::new(&mut *console.input, &mut *console.output);
     let kind = decide_kind(options, Some(&mut prompter))?;
-    let step_seconds = options.step_size.unwrap_or(DEFAULT_STEP_SECONDS);
     let key = NewKey::generate(
         rng,
         kind,
-        step_seconds,
+        session.step_seconds(),
         options.scratch_codes,
         &label,
         &issuer,
     )?;
-    let checking = options.confirm && kind == Kind::Time;
-    let screen = session.screen(checking);
-    let drawing = show::prepare(&key.text(), &screen)?;
     if !quiet {
-        let out = prompter.output();
-        show::show(out, &key.text(), &screen, drawing.as_ref())?;
-        if checking {
-            let check = CodeCheck {
-                secret: &key.secret,
-                step_seconds,
-                window: check_window(options.window),
-            };
-            check.ask(
-                &mut prompter,
-                || clock.now(),
-                |out| key.text().write_text(out),
-            )?;
-        } else {
-            session.show_code(prompter.output(), kind, &key.secret)?;
-        }
+        session.show_and_check(&mut prompter, kind, &key)?;
     }
     if !options.force {
         session.ask_to_write(&mut prompter, exists)?;

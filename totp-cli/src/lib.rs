@@ -155,7 +155,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
 }
 
 /// Printed when `-f` is given without a terminal: scripts written for the
-/// `-f` of totp-enroll 0.1 ("ask nothing") now get questions.
+/// `-f` of pam_totp 0.1's totp-enroll ("ask nothing") now get questions.
 pub const FORCE_HINT: &str = "note: -f now means what it means for google-authenticator: \
 write the file without asking first (questions are still asked). To enroll without any \
-question, as -f did before, use --unattended (with -f to replace an existing file).";
+question, as -f did in pam_totp 0.1, use --unattended (with -f to replace an existing file).";

@@ -46,7 +46,9 @@ impl<'a> Prompter<'a> {
         )))
     }
 
-    /// Asks until the answer is yes, no, or empty (the default). End of
+    /// Asks until the answer is yes, no, or empty (the default). As
+    /// google-authenticator reads it, an answer is yes or no by its first
+    /// letter ("yes", "Yep"), so scripts written for it answer alike. End of
     /// input cancels: nothing is decided for the user.
     pub fn yes_no(&mut self, question: &str, default: bool) -> Result<bool, Error> {
         let choices = if default { "[Y/n]" } else { "[y/N]" };
@@ -55,11 +57,11 @@ impl<'a> Prompter<'a> {
             let Some(answer) = self.line(&format!("{question} {choices} "))? else {
                 return Err(Error::Cancelled);
             };
-            match answer.trim().to_ascii_lowercase().as_str() {
-                "" => return Ok(default),
-                "y" | "yes" => return Ok(true),
-                "n" | "no" => return Ok(false),
-                _ => writeln!(self.output, "Please answer y or n.")?,
+            match answer.trim().bytes().next().map(|b| b.to_ascii_lowercase()) {
+                None => return Ok(default),
+                Some(b'y') => return Ok(true),
+                Some(b'n') => return Ok(false),
+                Some(_) => writeln!(self.output, "Please answer y or n.")?,
             }
         }
     }
@@ -93,6 +95,8 @@ mod tests {
             ("YES\n", true),
             (" n \n", false),
             ("No\n", false),
+            ("yep\n", true),
+            ("nope\n", false),
         ] {
             assert_eq!(ask(input, !want).0.unwrap(), want, "{input:?}");
         }

@@ -37,17 +37,17 @@ fn shell_quote(word: &str) -> String {
 
 /// One program in its own tmux server and window of a fixed size.
 struct Terminal {
-    socket: String,
+    socket: std::path::PathBuf,
 }
 
 impl Terminal {
     fn start(columns: u16, lines: u16, args: &[&str]) -> Terminal {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let socket = format!(
+        let socket = std::env::temp_dir().join(format!(
             "te_screen_{}_{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        ));
         let command = std::iter::once(BIN)
             .chain(args.iter().copied())
             .map(shell_quote)
@@ -71,7 +71,8 @@ impl Terminal {
     fn tmux(&self) -> Command {
         let mut command = Command::new("tmux");
         command
-            .args(["-u", "-f", "/dev/null", "-L", &self.socket])
+            .args(["-u", "-f", "/dev/null", "-S"])
+            .arg(&self.socket)
             .env("LANG", "C.UTF-8")
             .env_remove("TMUX");
         command
@@ -125,6 +126,7 @@ impl Terminal {
 impl Drop for Terminal {
     fn drop(&mut self) {
         let _ = self.tmux().arg("kill-server").status();
+        let _ = fs::remove_file(&self.socket);
     }
 }
 
