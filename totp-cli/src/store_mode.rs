@@ -266,3 +266,80 @@ pub fn require_current_code(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::args::{parse, Action, Parsed};
+    use std::path::PathBuf;
+
+    fn parsed(args: &[&str]) -> Parsed {
+        let mut argv = vec!["totp-enroll"];
+        argv.extend_from_slice(args);
+        parse(argv)
+    }
+
+    fn refused(args: &[&str]) -> String {
+        match parsed(args) {
+            Parsed::Usage(message) => message,
+            other => panic!("{args:?} should be refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn store_flags_parse() {
+        let Parsed::Run(request) = parsed(&["--store", "/var/lib/pam_totp", "--user", "alice"])
+        else {
+            panic!("not parsed")
+        };
+        assert_eq!(
+            request.store.store,
+            Some(PathBuf::from("/var/lib/pam_totp"))
+        );
+        assert!(matches!(request.action, Action::Enroll(_)));
+        let Parsed::Run(request) = parsed(&["--store", "/s", "--self", "--status"]) else {
+            panic!("not parsed")
+        };
+        assert!(request.store.self_enroll);
+        assert!(matches!(
+            request.action,
+            Action::Status { show_secret: false }
+        ));
+        let Parsed::Run(request) = parsed(&["--store=/s", "--user=a", "--migrate-to-home"]) else {
+            panic!("not parsed")
+        };
+        assert!(request.store.migrate_to_home && !request.store.migrate_to_store);
+    }
+
+    #[test]
+    fn contradictions_are_usage_errors() {
+        for (args, says) in [
+            (&["--self"][..], "--store"),
+            (&["--migrate-to-store"][..], "--store"),
+            (&["--store", "/s", "-s", "/x"][..], "--secret"),
+            (&["--store", "/s", "--self", "--user", "a"][..], "--user"),
+            (
+                &["--store", "/s", "--self", "--status", "--show-secret"][..],
+                "--show-secret",
+            ),
+            (
+                &["--store", "/s", "--migrate-to-store", "--migrate-to-home"][..],
+                "--migrate",
+            ),
+            (
+                &["--store", "/s", "--migrate-to-store", "--self"][..],
+                "--self",
+            ),
+            (
+                &["--store", "/s", "--migrate-to-home", "-t"][..],
+                "--time-based",
+            ),
+            (
+                &["--store", "/s", "--migrate-to-store", "--status"][..],
+                "--status",
+            ),
+        ] {
+            let message = refused(args);
+            assert!(message.contains(says), "{args:?}: {message}");
+        }
+    }
+}
