@@ -10,7 +10,8 @@
 //! - the final path component is never followed if it is a symlink, and only
 //!   a regular file is accepted (a FIFO cannot even block the open);
 //! - owner and mode are checked before a byte is read;
-//! - an update takes an exclusive lock on the file, checks the path still
+//! - an update takes an exclusive lock (on a lock file beside it, see
+//!   [`lock`]), checks the directory entry still
 //!   names the locked file, re-reads it, and replaces it with a new file that
 //!   was written, synced and given the old owner and mode before the rename;
 //!   the directory is synced after. A crash leaves either the old or the new
@@ -20,7 +21,7 @@ use crate::secret_file::MAX_FILE_SIZE;
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat2, AtFlags, OFlag, RenameFlags};
 use nix::sys::stat::{fstatat, Mode};
-use nix::unistd::{fsync, setfsgid, setfsuid, unlinkat, Gid, Uid, UnlinkatFlags};
+use nix::unistd::{fsync, linkat, setfsgid, setfsuid, unlinkat, Gid, Uid, UnlinkatFlags};
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs::{self, File};
@@ -31,14 +32,15 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 pub mod dir;
+mod lock;
 pub use dir::{DirProblem, DirRules, SecureDir};
+pub use lock::LOCK_SUFFIX;
 
 /// Mode bits a secret file may have unless the admin allows more.
 pub const DEFAULT_ALLOWED_MODE: u32 = 0o600;
 /// How long a login waits for other logins' updates of the same file,
 /// including starting over when the file was replaced while we waited.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
-const LOCK_POLL: Duration = Duration::from_millis(2);
 
 /// The file-system identity files are accessed with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +85,8 @@ pub enum StoreError {
     /// The file-system identity could not be switched.
     SwitchIdentity,
     LockTimeout,
+    /// The file system cannot lock (ENOLCK, EBADF, EOPNOTSUPP).
+    LockUnsupported(io::Error),
     /// The path kept changing while we tried to lock it.
     Unstable,
     Io {
@@ -125,6 +129,12 @@ impl fmt::Display for StoreError {
             StoreError::LockTimeout => {
                 f.write_str("timed out waiting for the lock on the secret file")
             }
+            StoreError::LockUnsupported(error) => write!(
+                f,
+                "cannot lock the secret file: {error}; the file system does not support \
+                 locks (an NFS home needs NFSv4 or lockd, or the mount option \
+                 local_lock=flock, which locks on each host only)"
+            ),
             StoreError::Unstable => f.write_str("secret file kept changing while being locked"),
             StoreError::Io { action, error } => write!(f, "cannot {action}: {error}"),
             StoreError::UnsafeDirectory { path, problem } => write!(
@@ -326,25 +336,6 @@ fn read_opened(
     read_all(&file)
 }
 
-/// Takes the file's exclusive lock, waiting until `deadline`.
-fn lock(file: &File, deadline: Instant) -> Result<(), StoreError> {
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(()),
-            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(LOCK_POLL)
-            }
-            Err(fs::TryLockError::WouldBlock) => return Err(StoreError::LockTimeout),
-            Err(fs::TryLockError::Error(error)) => {
-                return Err(StoreError::Io {
-                    action: "lock the secret file",
-                    error,
-                })
-            }
-        }
-    }
-}
-
 /// Owner, group and permission bits a written file gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Ownership {
@@ -417,7 +408,7 @@ fn update_locked<T>(
     let deadline = Instant::now() + LOCK_WAIT;
     while Instant::now() < deadline {
         let (file, meta) = open_checked(dir, name, rules)?;
-        lock(&file, deadline)?;
+        let _lock = lock::take(as_user, dir, name, (meta.uid(), meta.gid()), deadline)?;
         // Another login may have replaced the file while we waited: the lock
         // we hold is then on the old inode, and we must start again.
         match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
@@ -504,13 +495,7 @@ fn replace(
         }
         file.sync_all()
             .map_err(io_error("sync the temporary file"))?;
-        renameat2(dir, temp, dir, name, flags).map_err(|errno| match errno {
-            Errno::EEXIST => StoreError::AlreadyExists,
-            errno => StoreError::Io {
-                action: "rename the temporary file",
-                error: io::Error::from(errno),
-            },
-        })
+        rename(dir, temp, name, flags)
     })();
     if result.is_err() {
         remove_entry(dir, temp);
@@ -523,6 +508,31 @@ fn replace(
             action: "sync the directory",
             error: io::Error::from(errno),
         })
+}
+
+/// Renames `temp` onto `name`. Without replacing (`RENAME_NOREPLACE`) on a
+/// file system that refuses rename flags (NFS, CIFS: EINVAL), a hard link
+/// to the new name, which fails if the name exists, then removing `temp`
+/// does the same atomically.
+fn rename(
+    dir: &SecureDir,
+    temp: &OsStr,
+    name: &OsStr,
+    flags: RenameFlags,
+) -> Result<(), StoreError> {
+    let renamed = match renameat2(dir, temp, dir, name, flags) {
+        Err(Errno::EINVAL) if flags.contains(RenameFlags::RENAME_NOREPLACE) => {
+            linkat(dir, temp, dir, name, AtFlags::empty()).map(|()| remove_entry(dir, temp))
+        }
+        other => other,
+    };
+    renamed.map_err(|errno| match errno {
+        Errno::EEXIST => StoreError::AlreadyExists,
+        errno => StoreError::Io {
+            action: "rename the temporary file",
+            error: io::Error::from(errno),
+        },
+    })
 }
 
 /// Owner and mode for a new file.

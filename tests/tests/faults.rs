@@ -135,8 +135,8 @@ fn disk_full_refuses_the_login_and_keeps_the_file() {
     assert_eq!(contents(&fs), before, "old file intact");
     assert_eq!(
         entries(&fs.0),
-        vec!["filler", "secret"],
-        "no temporary file left"
+        vec!["filler", "secret", "secret.pam_totp-lock"],
+        "no temporary file left (the lock file stays)"
     );
 
     // Space again: the same code (never recorded) now works, once.
@@ -215,7 +215,7 @@ fn killed_between_writing_and_renaming_leaves_the_old_file_and_blocks_nothing() 
         pam_totp_tests::system::remove_stale_pam_wrapper_dirs();
         let leftovers: Vec<String> = entries(rig.dir())
             .into_iter()
-            .filter(|n| n.starts_with("secret") && n != "secret")
+            .filter(|n| n.starts_with("secret") && n != "secret" && !n.ends_with(".pam_totp-lock"))
             .collect();
         let after_kill = rig.read_secret();
         let next = rig.authenticate(&code);
@@ -296,4 +296,23 @@ fn a_truncated_file_fails_closed_and_is_left_alone() {
             ),
         }
     }
+}
+
+/// The lock protocol (a lock file beside the secret file) on tmpfs, as on
+/// the ext4/overlay of the other race tests: 8 logins race with one code,
+/// exactly one gets in.
+#[test]
+fn one_code_is_accepted_once_among_racing_logins_on_tmpfs() {
+    require_root();
+    let rig = Rig::new("race-tmpfs", Module::Ours, &file(), "");
+    let fs = Tmpfs::mount(rig.dir.join("home"), "1m");
+    rig.move_secret(&fs.0.join("secret"), "");
+    let code = totp_now();
+    let (results, logs) = rig.race(&vec![code; 8]);
+    assert_eq!(
+        results.iter().filter(|ok| **ok).count(),
+        1,
+        "exactly one login: {logs:#?}"
+    );
+    assert_eq!(entries(&fs.0), vec!["secret", "secret.pam_totp-lock"]);
 }

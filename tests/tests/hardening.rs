@@ -265,3 +265,131 @@ fn a_change_of_mode_or_owner_while_waiting_for_the_lock_is_judged() {
         }
     }
 }
+
+/// What an NFS home does to the calls the module makes (no NFS server can
+/// run here): an exclusive `flock` is a byte-range lock that needs a
+/// descriptor open for writing (EBADF otherwise), and `renameat2` refuses
+/// any flag (EINVAL). `$TK_FLOCK_ERRNO` makes every `flock` fail with that
+/// errno instead (ENOLCK: no lock service; EOPNOTSUPP).
+const NFS_SEMANTICS: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
+int flock(int fd, int op) {
+    static int (*real)(int, int);
+    if (!real) real = (int (*)(int, int))dlsym(RTLD_NEXT, "flock");
+    const char *fail = getenv("TK_FLOCK_ERRNO");
+    if (fail) { errno = atoi(fail); return -1; }
+    if ((op & LOCK_EX) && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY) { errno = EBADF; return -1; }
+    return real(fd, op);
+}
+int renameat2(int a, const char *b, int c, const char *d, unsigned flags) {
+    static int (*real)(int, const char *, int, const char *, unsigned);
+    if (!real) real = (int (*)(int, const char *, int, const char *, unsigned))dlsym(RTLD_NEXT, "renameat2");
+    if (flags) { errno = EINVAL; return -1; }
+    return real(a, b, c, d, flags);
+}
+"#;
+
+fn nfs_scenario() -> (Scenario, std::path::PathBuf) {
+    let scenario = Scenario::new(Module::Ours).at(T);
+    let shim = build_shim(scenario.dir(), "nfs", NFS_SEMANTICS);
+    // Mode 0400, as Google's and our enrollment write it.
+    scenario.write_file_with_mode(
+        &scenario.secret_path(),
+        secret_file_with_reuse().as_bytes(),
+        0o400,
+    );
+    (scenario, shim)
+}
+
+/// Finding 1. Logins on a home with NFS locking semantics work, and still
+/// exclude each other: the code is recorded, so it works once.
+#[test]
+fn logins_work_with_nfs_lock_semantics() {
+    let (scenario, shim) = nfs_scenario();
+    let code = oath::totp_at(SECRET, T);
+    let login = || {
+        scenario
+            .login()
+            .env("LD_PRELOAD", preload_with(&scenario, &shim))
+            .answer(code.clone())
+            .run()
+    };
+    let first = login();
+    assert_eq!(first.code, code::PAM_SUCCESS, "{first}");
+    let again = login();
+    assert_eq!(
+        again.code,
+        code::PAM_AUTH_ERR,
+        "reuse was recorded: {again}"
+    );
+}
+
+/// Finding 1. A file system that cannot lock at all gives one clear log
+/// line that says what to do, and the login is refused.
+#[test]
+fn a_file_system_without_locks_is_one_clear_log_line() {
+    for (errno, text) in [
+        (libc::ENOLCK, "No locks available"),
+        (libc::EOPNOTSUPP, "not supported"),
+    ] {
+        let (scenario, shim) = nfs_scenario();
+        let outcome = scenario
+            .login()
+            .env("LD_PRELOAD", preload_with(&scenario, &shim))
+            .env("TK_FLOCK_ERRNO", errno.to_string())
+            .answer(oath::totp_at(SECRET, T))
+            .run();
+        assert_eq!(outcome.code, code::PAM_AUTH_ERR, "{outcome}");
+        let lines: Vec<String> = outcome
+            .logs
+            .iter()
+            .map(|l| l.message.clone())
+            .filter(|m| m.contains("lock"))
+            .collect();
+        assert_eq!(lines.len(), 1, "one line: {outcome}");
+        assert!(lines[0].contains(text), "{outcome}");
+        assert!(
+            lines[0].contains("local_lock=flock"),
+            "says what to do: {outcome}"
+        );
+    }
+}
+
+/// Finding 1. A new secret file is created without replacing anything on a
+/// file system that refuses `RENAME_NOREPLACE` (hard link, then unlink).
+#[test]
+fn a_new_file_is_created_on_a_file_system_without_rename_flags() {
+    let (scenario, shim) = nfs_scenario();
+    let path = scenario.dir().join("new-secret");
+    let enroll = pam_totp_tests::system::profile_dir().join("totp-enroll");
+    assert!(
+        enroll.exists(),
+        "{} is missing: cargo build --workspace",
+        enroll.display()
+    );
+    let output = std::process::Command::new(&enroll)
+        .args(["-f", "-q", "-Q", "NONE", "-s"])
+        .arg(&path)
+        .env("LD_PRELOAD", &shim)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(fs::read_to_string(&path).unwrap().contains("TOTP_AUTH"));
+    let mut left: Vec<String> = fs::read_dir(scenario.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("new-secret"))
+        .collect();
+    left.sort();
+    assert_eq!(left, vec!["new-secret"], "no temporary file left");
+}

@@ -221,7 +221,8 @@ fn concurrent_updates_lose_nothing() {
         fs::read_to_string(&*path).unwrap(),
         (threads * per_thread).to_string()
     );
-    assert_eq!(dir.entries(), vec!["counter"]);
+    // The lock file stays (its inode never changes); nothing else is left.
+    assert_eq!(dir.entries(), vec!["counter", "counter.pam_totp-lock"]);
 }
 
 /// Root only: a file owned by someone else (no_strict_owner) keeps its owner,
@@ -371,4 +372,68 @@ fn strict_rules_refuse_shared_or_foreign_directories() {
     )
     .unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err}");
+}
+
+#[test]
+fn the_secret_file_itself_is_never_locked_and_the_lock_file_stays() {
+    let dir = TempDir::new("lockfile");
+    let path = dir.path("secret");
+    create(&path, b"v1\n", me(), new_file(), false).unwrap();
+    let probe = File::open(&path).unwrap();
+    update(
+        &path,
+        me(),
+        &AccessRules {
+            owner: Some(Uid::effective()),
+            allowed_mode: 0o400,
+        },
+        |_| {
+            // While the update holds its lock, the secret file is free (CIFS
+            // makes a flock mandatory: a lock here would fail other readers).
+            assert!(probe.try_lock().is_ok(), "the secret file is not locked");
+            probe.unlock().unwrap();
+            ((), Some(Zeroizing::new(b"v2\n".to_vec())))
+        },
+    )
+    .unwrap()
+    .1
+    .unwrap();
+    let lock = dir.path("secret.pam_totp-lock");
+    let inode = fs::metadata(&lock).unwrap().ino();
+    assert_eq!(
+        fs::metadata(&lock).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
+    update(
+        &path,
+        me(),
+        &AccessRules {
+            owner: Some(Uid::effective()),
+            allowed_mode: 0o400,
+        },
+        |_| ((), Some(Zeroizing::new(b"v3\n".to_vec()))),
+    )
+    .unwrap()
+    .1
+    .unwrap();
+    assert_eq!(
+        fs::metadata(&lock).unwrap().ino(),
+        inode,
+        "the lock file is never replaced"
+    );
+    // A symlink at the lock file's name is not followed.
+    fs::remove_file(&lock).unwrap();
+    std::os::unix::fs::symlink(dir.path("elsewhere"), &lock).unwrap();
+    let err = update(
+        &path,
+        me(),
+        &AccessRules {
+            owner: Some(Uid::effective()),
+            allowed_mode: 0o400,
+        },
+        |_| ((), None),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("lock file"), "{err}");
+    assert!(!dir.path("elsewhere").exists());
 }
