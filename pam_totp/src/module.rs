@@ -275,8 +275,18 @@ impl Session<'_> {
             Loaded::MissingNullok => return Ok(Success::NoSecretFileNullok),
             Loaded::Unusable(failure) => {
                 // Ask all the same, as the reference module does: the prompt
-                // must not tell who is enrolled or whose file is broken.
-                if self.options.pass_mode != PassMode::UseFirstPass {
+                // must not tell who is enrolled or whose file is broken. It
+                // does not ask when the earlier password already ends in
+                // something code-shaped (try_first_pass), nor ever with
+                // use_first_pass.
+                let code_in_first_pass = match self.options.pass_mode {
+                    PassMode::Prompt => false,
+                    PassMode::TryFirstPass | PassMode::UseFirstPass => self
+                        .pam
+                        .authtok()
+                        .is_some_and(|password| !code_candidates(&password, false).is_empty()),
+                };
+                if self.options.pass_mode != PassMode::UseFirstPass && !code_in_first_pass {
                     let _ = self.ask_code();
                 }
                 return Err(failure);

@@ -252,13 +252,15 @@ fn check_counter_code(
     }
 }
 
-/// Marks `counter` as used. `Err(Reused)` if it already was. Steps that fell
-/// out of the window behind us are forgotten; steps ahead (the clock was set
-/// back) are kept, or turning the clock back would make them usable again.
+/// Marks `counter` as used. `Err(Reused)` if it already was. A step `window`
+/// or more behind `counter` is forgotten, as the file format's reference
+/// module does (it can only come back into the window if the clock is set
+/// back by more than that); steps ahead (the clock was set back) are all
+/// kept, or turning the clock back would make them usable again.
 fn mark_used(
     file: &mut SecretFile,
     counter: u64,
-    oldest_in_window: i64,
+    window: u32,
     changes: &mut Changes,
 ) -> Result<(), Rejected> {
     let used = file.used_steps();
@@ -268,7 +270,7 @@ fn mark_used(
     let mut kept: Vec<u64> = used
         .iter()
         .copied()
-        .filter(|&step| step as i128 >= i128::from(oldest_in_window))
+        .filter(|&step| step.saturating_add(u64::from(window)) > counter)
         .collect();
     kept.push(counter);
     file.set_used_steps(kept);
@@ -288,11 +290,10 @@ fn check_time_code(
     let current = time_step(now, step_seconds) as i64;
     let expected = current.saturating_add(settings.time_skew);
     let offsets = window_offsets(settings.window);
-    let oldest_in_window = expected.saturating_add(*offsets.start());
-    let in_window = offsets.clone().map(|o| expected.saturating_add(o));
+    let in_window = offsets.map(|o| expected.saturating_add(o));
     if let Some(counter) = find_counter(file, code, in_window) {
         if settings.disallow_reuse {
-            mark_used(file, counter, oldest_in_window, changes)?;
+            mark_used(file, counter, settings.window, changes)?;
         }
         // A half-learned skew correction is left as it is: a later code far
         // off may still complete it, as in the file format's reference module.
@@ -306,7 +307,7 @@ fn check_time_code(
         code,
         current,
         settings.disallow_reuse,
-        oldest_in_window,
+        settings.window,
         changes,
     )
 }
@@ -323,7 +324,7 @@ fn learn_skew(
     code: u32,
     current: i64,
     disallow_reuse: bool,
-    oldest_in_window: i64,
+    window: u32,
     changes: &mut Changes,
 ) -> Result<Accepted, Rejected> {
     let search = (-SKEW_SEARCH_STEPS..=SKEW_SEARCH_STEPS).map(|o| current.saturating_add(o));
@@ -342,18 +343,24 @@ fn learn_skew(
     }) {
         return Err(Rejected::SkewObserved);
     }
-    // Only a run of codes typed close together in increasing time steps
-    // counts; anything else starts a new run.
-    if observations.last().is_some_and(|last| {
-        last.step >= observation.step || observation.step - last.step > SKEW_OBSERVATION_MAX_GAP
-    }) {
-        observations.clear();
-    }
+    // The last few observations are kept, as the file format's reference
+    // module keeps them; they agree when they were typed close together in
+    // increasing time steps and imply nearly the same skew.
     observations.push(observation);
     let keep_from = observations.len().saturating_sub(SKEW_OBSERVATIONS_NEEDED);
     observations.drain(..keep_from);
+    let in_a_row = observations.windows(2).all(|pair| match pair {
+        [earlier, later] => {
+            later.step > earlier.step
+                && later.step.saturating_sub(earlier.step) <= SKEW_OBSERVATION_MAX_GAP
+        }
+        _ => false,
+    });
     let agreed = observations.len() == SKEW_OBSERVATIONS_NEEDED
-        && observations.iter().all(|o| (o.skew - skew).abs() <= 1);
+        && in_a_row
+        && observations
+            .iter()
+            .all(|o| o.skew.checked_sub(skew).is_some_and(|d| d.abs() <= 1));
     changes.bookkeeping = true;
     if !agreed {
         file.set_skew_observations(observations);
@@ -362,9 +369,7 @@ fn learn_skew(
     // Truncated toward zero, as the file format's other writers do.
     let skew = observations.iter().map(|o| o.skew).sum::<i64>() / observations.len() as i64;
     if disallow_reuse {
-        // Steps are absolute, so the window for pruning moves with the skew.
-        let oldest = oldest_in_window.saturating_add(skew);
-        if let Err(reused) = mark_used(file, counter, oldest, changes) {
+        if let Err(reused) = mark_used(file, counter, window, changes) {
             file.set_skew_observations(observations);
             return Err(reused);
         }

@@ -217,6 +217,9 @@ impl Scenario {
             setcred: false,
             env: Vec::new(),
             preload: Vec::new(),
+            first_pass: None,
+            probe_authtok: false,
+            clock: None,
             timeout: Duration::from_secs(60),
             as_account: None,
         }
@@ -271,11 +274,36 @@ pub struct Login<'a> {
     setcred: bool,
     env: Vec<(OsString, OsString)>,
     preload: Vec<PathBuf>,
+    first_pass: Option<OsString>,
+    probe_authtok: bool,
+    clock: Option<Clock>,
     timeout: Duration,
     as_account: Option<(u32, u32)>,
 }
 
 impl Login<'_> {
+    /// The clock for this login only (default: the scenario's).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// PAM_AUTHTOK as an earlier module (pam_unix) would leave it, set by
+    /// the test-only probe module (csrc/authtok_probe.c) stacked before the
+    /// module under test. Implies [`Login::probe_authtok`].
+    pub fn first_pass(mut self, password: impl Into<OsString>) -> Self {
+        self.first_pass = Some(password.into());
+        self.probe_authtok = true;
+        self
+    }
+
+    /// Stacks the probe module before and after the module under test, so
+    /// that [`Outcome::authtok_after`] says what later modules see.
+    pub fn probe_authtok(mut self) -> Self {
+        self.probe_authtok = true;
+        self
+    }
+
     /// The next scripted answer (any bytes but NUL).
     pub fn answer(mut self, answer: impl Into<OsString>) -> Self {
         self.answers.push(answer.into());
@@ -409,6 +437,12 @@ impl Login<'_> {
                 system::pam_wrapper_module("pam_set_items.so").display()
             ));
         }
+        if self.probe_authtok {
+            lines.push(format!(
+                "auth [default=ignore] {} set",
+                system::authtok_probe().display()
+            ));
+        }
         lines.extend(self.before.iter().cloned());
         let mut module_line = format!("auth required {}", self.scenario.module_path.display());
         for option in self.scenario.options.iter().chain(&self.extra_options) {
@@ -420,6 +454,13 @@ impl Login<'_> {
             lines.push(format!(
                 "auth [default=ignore] {}",
                 system::pam_wrapper_module("pam_get_items.so").display()
+            ));
+        }
+        if self.probe_authtok {
+            lines.push(format!(
+                "auth [default=ignore] {} {}",
+                system::authtok_probe().display(),
+                service_file_arg(&format!("record={}", self.probe_record().display()))
             ));
         }
         lines.extend(self.after.iter().cloned());
@@ -521,6 +562,11 @@ impl Login<'_> {
         unreachable!("the last attempt returns")
     }
 
+    /// Where the probe module records PAM_AUTHTOK after the module.
+    fn probe_record(&self) -> PathBuf {
+        self.scenario.dir.join("authtok-after")
+    }
+
     /// A fresh run directory with the service files: pam_wrapper copies the
     /// directory when a driver starts, so it must be complete before.
     fn write_services(&self) -> PathBuf {
@@ -589,7 +635,7 @@ impl Login<'_> {
         for var in ["FAKETIME", "FAKETIME_NO_CACHE", "PAM_AUTHTOK"] {
             command.env_remove(var);
         }
-        if let Clock::Frozen(unix) = self.scenario.clock {
+        if let Clock::Frozen(unix) = self.clock.unwrap_or(self.scenario.clock) {
             preload.push(system::faketime_lib());
             // libfaketime reads an absolute time in the local zone: pin it.
             command
@@ -606,6 +652,13 @@ impl Login<'_> {
             // Hand pam_syslog on to libpam, whose syslog() the shim catches.
             .env("PAM_WRAPPER_USE_SYSLOG", "1")
             .env("PAM_TOTP_TEST_SYSLOG", &syslog_file);
+        command.env_remove("PAM_TOTP_PROBE_AUTHTOK");
+        if let Some(password) = &self.first_pass {
+            command.env("PAM_TOTP_PROBE_AUTHTOK", password);
+        }
+        if self.probe_authtok {
+            let _ = fs::remove_file(self.probe_record());
+        }
         for (key, value) in &self.env {
             command.env(key, value);
         }
@@ -652,6 +705,13 @@ impl Login<'_> {
         let mut outcome = Outcome::parse(&stdout).map_err(failure)?;
         outcome.stderr = stderr.clone();
         outcome.logs = parse_logs(&logs_text).map_err(failure)?;
+        if self.probe_authtok {
+            let seen = fs::read_to_string(self.probe_record()).unwrap_or_default();
+            outcome.authtok_after = Some(
+                crate::outcome::AuthtokSeen::parse(&seen)
+                    .ok_or_else(|| failure(format!("bad probe record {seen:?}")))?,
+            );
+        }
         Ok(outcome)
     }
 }
