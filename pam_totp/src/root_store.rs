@@ -173,8 +173,8 @@ fn io_error(action: &'static str) -> impl FnOnce(Errno) -> RootStoreError {
 
 /// Whether `name` may name a file in the store: a conservative portable set,
 /// so no name can step out of the directory, hide (a leading dot is reserved
-/// for temporary files), pass for an option (`-`) or carry control
-/// characters into a log line.
+/// for temporary files), pass for an option (`-`), carry control characters
+/// into a log line, or be taken for another account's lock file.
 pub fn is_store_account_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     let Some((&first, rest)) = bytes.split_first() else {
@@ -186,7 +186,13 @@ pub fn is_store_account_name(name: &str) -> bool {
         Some((&last, middle)) => middle.iter().all(|&b| plain(b)) && (plain(last) || last == b'$'),
         None => true,
     };
-    bytes.len() <= MAX_ACCOUNT_NAME && (first.is_ascii_alphanumeric() || first == b'_') && body_ok
+    // The store's lock files are `<name>.pam_totp-lock`: no account may be
+    // called like one.
+    let reserved = name.contains(".pam_totp-");
+    bytes.len() <= MAX_ACCOUNT_NAME
+        && (first.is_ascii_alphanumeric() || first == b'_')
+        && body_ok
+        && !reserved
 }
 
 /// An account as the store knows it: its own name, uid and gid.

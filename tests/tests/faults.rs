@@ -304,13 +304,12 @@ fn a_truncated_file_fails_closed_and_is_left_alone() {
 #[test]
 fn one_code_is_accepted_once_among_racing_logins_on_tmpfs() {
     require_root();
-    let rig = Rig::new("race-tmpfs", Module::Ours, &file(), "");
-    let fs = Tmpfs::mount(rig.dir.join("home"), "1m");
-    rig.move_secret(&fs.0.join("secret"), "");
+    let (scenario, fs) = on_tmpfs(&file(), &[]);
     let code = totp_now();
-    let (results, logs) = rig.race(&vec![code; 8]);
+    let outcomes = scenario.login().race(&vec![code; 8]);
+    let logs: Vec<String> = outcomes.iter().map(Outcome::log_text).collect();
     assert_eq!(
-        results.iter().filter(|ok| **ok).count(),
+        outcomes.iter().filter(|o| o.success()).count(),
         1,
         "exactly one login: {logs:#?}"
     );

@@ -12,7 +12,7 @@
 //! Run with `-- --nocapture` to see the contrast test's transcript.
 
 use pam_totp_tests::{code, oath, system, Module, Outcome, Scenario};
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
@@ -470,12 +470,16 @@ fn rewrites_keep_root_ownership_and_mode() {
     assert_eq!(replay.code, code::PAM_AUTH_ERR, "{replay}");
     assert!(replay.log_text().contains("already used"), "{replay}");
     assert_eq!(ownership(&file), (0, 0, 0o600));
-    // Nothing but the account's file in the store.
-    let names: Vec<_> = fs::read_dir(&store.dir)
+    // Nothing but the account's file and its lock file in the store, and
+    // the lock file root's too.
+    let mut names: Vec<_> = fs::read_dir(&store.dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(names, std::slice::from_ref(&user.name));
+    names.sort();
+    let lock = format!("{}.pam_totp-lock", user.name);
+    assert_eq!(names, [user.name.clone(), lock.clone()]);
+    assert_eq!(ownership(&store.dir.join(&lock)), (0, 0, 0o600));
 }
 
 /// A store the user (or anyone but root) could change is refused at login,
@@ -632,19 +636,28 @@ fn a_store_swapped_mid_rewrite_is_refused() {
     let user = TestUser::new("sw");
     let store = Store::new();
     let contents = format!("{SECRET}\n\" DISALLOW_REUSE\n\" TOTP_AUTH\n");
-    let file = store.put(&user.name, &contents);
+    store.put(&user.name, &contents);
     let scenario = store_scenario(&store);
 
-    // Hold the lock the module takes, so the login waits inside its update.
-    let held = File::open(&file).unwrap();
+    // Hold the lock the module takes (on the lock file beside the secret
+    // file), so the login waits inside its update.
+    let lock_path = store.dir.join(format!("{}.pam_totp-lock", user.name));
+    let held = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .unwrap();
+    fs::set_permissions(&lock_path, fs::Permissions::from_mode(0o600)).unwrap();
     held.lock().unwrap();
     let me = std::process::id().to_string();
     std::thread::scope(|scope| {
         let running = scope.spawn(|| login(&scenario, &user.name, &oath::totp_at(SECRET, T)));
         // Wait (polling, not sleeping a guessed time) until the driver has
-        // the file open: it is then at, or waiting for, the lock.
+        // the lock file open: it is then waiting for the lock.
         let deadline = Instant::now() + Duration::from_secs(30);
-        while holders(&file).iter().all(|pid| *pid == me) {
+        while holders(&lock_path).iter().all(|pid| *pid == me) {
             assert!(Instant::now() < deadline, "the login never opened the file");
             std::thread::yield_now();
         }
