@@ -4,6 +4,7 @@
 //! enrollment tool and the tests use:
 //! - [`otp`]: HOTP/TOTP and base32 secrets;
 //! - [`clock`]: the injected time;
+//! - [`account`]: the account behind a user name, by its own name;
 //! - [`secret_file`]: the `~/.google_authenticator` format;
 //! - [`policy`]: judging one attempt (window, reuse, rate limit, scratch
 //!   codes, clock skew, grace period), with time as a parameter;
@@ -16,6 +17,7 @@
 //! - `ffi`: the libpam entry points, the only `unsafe` code.
 #![deny(unsafe_code)]
 
+pub mod account;
 pub mod clock;
 mod ffi;
 pub mod location;

@@ -30,11 +30,13 @@
 //!   and writes nothing if it no longer names the directory it has open (the
 //!   store was moved or swapped).
 
+use crate::account;
+pub use crate::account::{Account, NameProblem};
 use crate::store::{self, AccessRules, DirRules, Identity, SecureDir, StoreError};
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, renameat2, AtFlags, OFlag, RenameFlags};
 use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, FileStat, Mode};
-use nix::unistd::{fchown, unlinkat, Gid, Uid, UnlinkatFlags, User};
+use nix::unistd::{fchown, unlinkat, Gid, Uid, UnlinkatFlags};
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs::File;
@@ -77,40 +79,6 @@ impl fmt::Display for UnsafeDirectory {
             ),
             UnsafeDirectory::NotRootOwned { uid } => {
                 write!(f, "is owned by uid {uid}, not root")
-            }
-        }
-    }
-}
-
-/// Why an account name is not used in the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NameProblem {
-    /// Outside the characters and length accepted in store mode.
-    Unusual,
-    /// No such account.
-    Unknown,
-    /// Another name of an account whose own name is this.
-    Alias { canonical: String },
-    /// The user database could not be asked.
-    Lookup(Errno),
-}
-
-impl fmt::Display for NameProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NameProblem::Unusual => f.write_str(
-                "the user name has characters or a length store mode does not accept \
-                 (letters, digits, '_', '.', '-', a final '$'; not starting with '.' or '-')",
-            ),
-            NameProblem::Unknown => f.write_str("no such user"),
-            NameProblem::Alias { canonical } => write!(
-                f,
-                "the user name is an alias of the account \"{}\"; store mode accepts only \
-                 the account's own name",
-                canonical.escape_debug()
-            ),
-            NameProblem::Lookup(errno) => {
-                write!(f, "cannot look the user up: {}", errno.desc())
             }
         }
     }
@@ -195,44 +163,13 @@ pub fn is_store_account_name(name: &str) -> bool {
         && !reserved
 }
 
-/// An account as the store knows it: its own name, uid and gid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    pub name: String,
-    pub uid: Uid,
-    pub gid: Gid,
-    pub home: PathBuf,
-}
-
-/// Looks `name` up and accepts it only if it is the account's own name:
-/// what the database calls the account found by that name, and what it
-/// calls the account's uid.
+/// Looks `name` up for the store: a name of the accepted shape that is the
+/// account's own name (see [`crate::account::own_name`]).
 pub fn canonical_account(name: &str) -> Result<Account, NameProblem> {
     if !is_store_account_name(name) {
         return Err(NameProblem::Unusual);
     }
-    let user = User::from_name(name)
-        .map_err(NameProblem::Lookup)?
-        .ok_or(NameProblem::Unknown)?;
-    if user.name != name {
-        return Err(NameProblem::Alias {
-            canonical: user.name,
-        });
-    }
-    let by_uid = User::from_uid(user.uid)
-        .map_err(NameProblem::Lookup)?
-        .ok_or(NameProblem::Unknown)?;
-    if by_uid.name != name {
-        return Err(NameProblem::Alias {
-            canonical: by_uid.name,
-        });
-    }
-    Ok(Account {
-        name: user.name,
-        uid: user.uid,
-        gid: user.gid,
-        home: user.dir,
-    })
+    account::own_name(name)
 }
 
 /// The components of an absolute store path, refusing `.` and `..`
