@@ -20,7 +20,7 @@
 use crate::args::{Action, Request};
 use crate::error::Error;
 use crate::prompt::Prompter;
-use crate::target::Target;
+use crate::target::{InStore, Target};
 use crate::{enroll, host_name, migrate, regenerate, status, Clock, Console};
 use nix::unistd::{Gid, Uid, User};
 use pam_totp::locked_update::{self, Decided, LocalOnly, UpdateError};
@@ -119,7 +119,10 @@ pub fn store_target(dir: &Path, account: &Account) -> Target {
         path: dir.join(&account.name),
         owner: root_identity(),
         access: root_identity(),
-        store: Some(dir.to_path_buf()),
+        store: Some(InStore {
+            dir: dir.to_path_buf(),
+            may_replace: true,
+        }),
     }
 }
 
@@ -159,7 +162,7 @@ pub fn execute<R: TryCryptoRng + ?Sized>(
             }
         }
     };
-    let target = store_target(dir, &account);
+    let mut target = store_target(dir, &account);
     if flags.migrate_to_store {
         return migrate::to_store(
             &account,
@@ -181,7 +184,12 @@ pub fn execute<R: TryCryptoRng + ?Sized>(
             // Self-enrolment over an existing secret: proven first. (Root
             // needs no proof: it could replace the file anyway.)
             if flags.self_enroll {
-                require_current_code(&target, "replace it", console, clock)?;
+                let proven = require_current_code(&target, "replace it", console, clock)?;
+                if let Some(store) = &mut target.store {
+                    // Nothing to prove against: then nothing may be replaced
+                    // either, even a file that appears in the meantime.
+                    store.may_replace = proven;
+                }
             }
             enroll::enroll(
                 options,
@@ -308,6 +316,42 @@ mod tests {
             panic!("not parsed")
         };
         assert!(request.store.migrate_to_home && !request.store.migrate_to_store);
+    }
+
+    /// A self-enrolment that found no file never replaces one that appears
+    /// before it writes (another enrolment's, made meanwhile).
+    #[test]
+    fn a_file_that_appears_meanwhile_is_not_replaced() {
+        if !nix::unistd::Uid::effective().is_root() {
+            assert!(
+                std::env::var_os("PAM_TOTP_REQUIRE_ALL").is_none(),
+                "PAM_TOTP_REQUIRE_ALL is set but this store-mode test needs root"
+            );
+            eprintln!("SKIPPED: store-mode tests need root");
+            return;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let base = PathBuf::from(format!("/run/totp-cli-store-{}", std::process::id()));
+        let dir = base.join("store");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let account = super::checked_account("root").unwrap();
+        let mut target = super::store_target(&dir, &account);
+        std::fs::write(dir.join("root"), b"THEIRS\n").unwrap();
+        std::fs::set_permissions(dir.join("root"), std::fs::Permissions::from_mode(0o400)).unwrap();
+        if let Some(store) = &mut target.store {
+            store.may_replace = false;
+        }
+        let err = target.create(b"MINE\n", 0o400, true).unwrap_err();
+        assert!(matches!(err, crate::error::Error::Exists(_)), "{err}");
+        assert_eq!(std::fs::read(dir.join("root")).unwrap(), b"THEIRS\n");
+        if let Some(store) = &mut target.store {
+            store.may_replace = true;
+        }
+        target.create(b"MINE\n", 0o400, true).unwrap();
+        assert_eq!(std::fs::read(dir.join("root")).unwrap(), b"MINE\n");
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

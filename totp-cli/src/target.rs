@@ -29,7 +29,16 @@ pub struct Target {
     pub access: Identity,
     /// Store mode: the root-only store the file is in (`path` is then
     /// `<store>/<user>`, and owner and access are root).
-    pub store: Option<PathBuf>,
+    pub store: Option<InStore>,
+}
+
+/// Where a store-mode file is, and whether it may replace one that exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InStore {
+    pub dir: PathBuf,
+    /// `false` for a self-enrolment that found no file: one that appears
+    /// meanwhile is somebody else's, and is not replaced without its code.
+    pub may_replace: bool,
 }
 
 impl Target {
@@ -132,7 +141,7 @@ impl Target {
                 identity: self.access,
                 rules,
             }),
-            Some(dir) => {
+            Some(InStore { dir, .. }) => {
                 let account = canonical_account(&self.user)
                     .map_err(|problem| Error::User(format!("{}: {problem}", self.user)))?;
                 let store = RootStore::open(dir).map_err(|e| Error::store(dir, e.into()))?;
@@ -155,9 +164,10 @@ impl Target {
                 },
                 overwrite,
             ),
-            Some(dir) => {
+            Some(InStore { dir, may_replace }) => {
                 let account = canonical_account(&self.user)
                     .map_err(|problem| Error::User(format!("{}: {problem}", self.user)))?;
+                let overwrite = overwrite && *may_replace;
                 RootStore::open_or_create(dir)
                     .and_then(|store| store.create(&account, bytes, mode, overwrite))
                     .map_err(StoreError::from)
