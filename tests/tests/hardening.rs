@@ -374,7 +374,7 @@ fn a_new_file_is_created_on_a_file_system_without_rename_flags() {
         enroll.display()
     );
     let output = std::process::Command::new(&enroll)
-        .args(["-f", "-q", "-Q", "NONE", "-s"])
+        .args(["--unattended", "-f", "-q", "-Q", "NONE", "-s"])
         .arg(&path)
         .env("LD_PRELOAD", &shim)
         .output()
