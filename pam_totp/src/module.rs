@@ -163,7 +163,11 @@ pub fn authenticate<A: AsRef<[u8]>>(pam: &mut dyn Pam, args: &[A], clock: &dyn C
         user: None,
         host: None,
     };
+    let _ = store::take_notes();
     let result = session.run(args);
+    for note in store::take_notes() {
+        session.pam.log(Priority::Warning, &session.line(&note));
+    }
     session.report(&result);
     match result {
         Ok(Success::Accepted(_)) => Status::Success,

@@ -462,6 +462,9 @@ fn replace(
     target: Ownership,
     flags: RenameFlags,
 ) -> Result<(), StoreError> {
+    // Opened before anything changes, so that a directory the user may
+    // write but not read cannot turn a committed update into a refusal.
+    let dir_for_sync = open_for_sync(as_user, dir)?;
     let result = (|| {
         let fd = openat(
             dir,
@@ -499,12 +502,58 @@ fn replace(
         return result;
     }
     // The rename is done; syncing the directory makes it survive a crash.
-    dir.open_for_sync()
-        .and_then(fsync)
-        .map_err(|errno| StoreError::Io {
+    match fsync(&dir_for_sync) {
+        Ok(()) => Ok(()),
+        // The file system cannot sync directories at all: the update is as
+        // durable as it can be made there. Refusing now would refuse a
+        // login whose state (a used code, a scratch code gone) is already
+        // committed.
+        Err(errno @ (Errno::EINVAL | Errno::EROFS)) => {
+            note(format!(
+                "the directory {} cannot be synced ({}); the update is saved but may not survive a crash",
+                dir.path().display(),
+                io::Error::from(errno)
+            ));
+            Ok(())
+        }
+        Err(errno) => Err(StoreError::Io {
             action: "sync the directory",
             error: io::Error::from(errno),
+        }),
+    }
+}
+
+/// The directory opened for reading, for its fsync: as the user, or, if the
+/// user may not read it, with the rights the caller had before switching
+/// (the descriptor names the same directory the walk resolved).
+fn open_for_sync(as_user: &AsIdentity, dir: &SecureDir) -> Result<File, StoreError> {
+    dir.open_for_sync()
+        .or_else(|errno| match errno {
+            Errno::EACCES => as_user.with_previous(|| dir.open_for_sync()),
+            errno => Err(errno),
         })
+        .map(File::from)
+        .map_err(|errno| StoreError::Io {
+            action: "open the directory to sync it",
+            error: io::Error::from(errno),
+        })
+}
+
+thread_local! {
+    static NOTES: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Records something the caller should log although the operation
+/// succeeded.
+fn note(message: String) {
+    NOTES.with(|notes| notes.borrow_mut().push(message));
+}
+
+/// Takes what the store noted on this thread since the last call (things
+/// worth one log line although nothing failed, e.g. a directory that
+/// cannot be synced).
+pub fn take_notes() -> Vec<String> {
+    NOTES.with(|notes| std::mem::take(&mut *notes.borrow_mut()))
 }
 
 /// Renames `temp` onto `name`. Without replacing (`RENAME_NOREPLACE`) on a

@@ -393,3 +393,126 @@ fn a_new_file_is_created_on_a_file_system_without_rename_flags() {
     left.sort();
     assert_eq!(left, vec!["new-secret"], "no temporary file left");
 }
+
+/// The test account (created once, kept: accounts are cheap and another
+/// run reuses it). Returns its uid and primary gid.
+fn test_account(name: &str, uid: u32) -> (u32, u32) {
+    static CREATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = CREATE.lock().unwrap_or_else(|p| p.into_inner());
+    if nix::unistd::User::from_name(name).unwrap().is_none() {
+        let status = std::process::Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/usr/sbin/nologin", "--uid"])
+            .arg(uid.to_string())
+            .arg("--user-group")
+            .arg(name)
+            .status()
+            .expect("useradd (passwd) is installed");
+        assert!(status.success(), "useradd {name}");
+    }
+    let user = nix::unistd::User::from_name(name).unwrap().unwrap();
+    (user.uid.as_raw(), user.gid.as_raw())
+}
+
+/// A secret file owned by `owner` in its own directory `dir_name` with
+/// `dir_mode`, owned by `owner` too; returns the file's path.
+fn owned_secret(
+    scenario: &Scenario,
+    owner: (u32, u32),
+    dir_name: &str,
+    dir_mode: u32,
+) -> std::path::PathBuf {
+    let dir = scenario.dir().join(dir_name);
+    mkdir_mode(&dir, 0o700);
+    let path = dir.join("secret");
+    write_mode(&path, &secret_file_with_reuse(), 0o400);
+    std::os::unix::fs::chown(&path, Some(owner.0), Some(owner.1)).unwrap();
+    std::os::unix::fs::chown(&dir, Some(owner.0), Some(owner.1)).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(dir_mode)).unwrap();
+    path
+}
+
+/// Finding 5. In a directory the user may write but not read, the update
+/// is committed (the code recorded) and the login must then succeed.
+#[test]
+fn a_directory_the_user_cannot_read_does_not_turn_a_saved_login_into_a_refusal() {
+    if !have_root("a_directory_the_user_cannot_read_does_not_turn_a_saved_login_into_a_refusal") {
+        return;
+    }
+    let account = test_account("tk_harden", 24_310);
+    let scenario = Scenario::new(Module::Ours)
+        .options(Vec::<String>::new())
+        .at(T);
+    let secret = owned_secret(&scenario, account, "write-only", 0o300);
+    let login = || {
+        scenario
+            .login()
+            .user("tk_harden")
+            .option(format!("secret={}", secret.display()))
+            .answer(oath::totp_at(SECRET, T))
+            .run()
+    };
+    let outcome = login();
+    assert_eq!(outcome.code, code::PAM_SUCCESS, "{outcome}");
+    assert!(
+        fs::read_to_string(&secret)
+            .unwrap()
+            .contains("\" DISALLOW_REUSE "),
+        "the code was recorded"
+    );
+    assert_eq!(
+        login().code,
+        code::PAM_AUTH_ERR,
+        "and is not accepted again"
+    );
+}
+
+/// Fails `fsync` on directories with `$TK_DIR_FSYNC_ERRNO`.
+const DIR_FSYNC_FAILS: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+int fsync(int fd) {
+    static int (*real)(int);
+    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+    struct stat st;
+    const char *fail = getenv("TK_DIR_FSYNC_ERRNO");
+    if (fail && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) { errno = atoi(fail); return -1; }
+    return real(fd);
+}
+"#;
+
+/// Finding 5. A file system that cannot sync directories at all (EINVAL,
+/// EROFS): the committed update counts, with one log line. Any other
+/// error of the directory sync still refuses.
+#[test]
+fn a_file_system_that_cannot_sync_directories_accepts_the_committed_update() {
+    for (errno, accepted) in [(libc::EINVAL, true), (libc::EIO, false)] {
+        let scenario = Scenario::new(Module::Ours).at(T);
+        scenario.write_secret(&secret_file_with_reuse());
+        let shim = build_shim(scenario.dir(), "dir_fsync", DIR_FSYNC_FAILS);
+        let outcome = scenario
+            .login()
+            .env("LD_PRELOAD", preload_with(&scenario, &shim))
+            .env("TK_DIR_FSYNC_ERRNO", errno.to_string())
+            .answer(oath::totp_at(SECRET, T))
+            .run();
+        if accepted {
+            assert_eq!(outcome.code, code::PAM_SUCCESS, "{outcome}");
+            let notes: Vec<&pam_totp_tests::LogLine> = outcome
+                .logs
+                .iter()
+                .filter(|l| l.message.contains("cannot be synced"))
+                .collect();
+            assert_eq!(notes.len(), 1, "one line: {outcome}");
+            assert!(notes[0].message.contains("Invalid argument"), "{outcome}");
+        } else {
+            assert_eq!(outcome.code, code::PAM_AUTH_ERR, "{outcome}");
+            assert!(
+                outcome.log_text().contains("sync the directory"),
+                "{outcome}"
+            );
+        }
+    }
+}
