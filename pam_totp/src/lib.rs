@@ -10,7 +10,8 @@
 //! - [`options`] and [`path`]: the module arguments and `secret=` expansion;
 //! - [`store`]: every read and write of a secret file;
 //! - [`module`]: one authentication from start to end;
-//! - `ffi`: the libpam entry points, the only `unsafe` code.
+//! - `ffi`: the libpam entry points, and `sys`: raw system calls (the
+//!   thread's own supplementary groups), the only `unsafe` code.
 #![deny(unsafe_code)]
 
 pub mod clock;
@@ -22,3 +23,4 @@ pub mod path;
 pub mod policy;
 pub mod secret_file;
 pub mod store;
+mod sys;

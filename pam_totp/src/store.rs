@@ -56,6 +56,16 @@ impl Identity {
             gid: Gid::effective(),
         }
     }
+
+    /// The file-system uid and gid in force on this thread.
+    fn current_fs() -> Identity {
+        // Setting an invalid id (-1) changes nothing and returns the current one.
+        let invalid = u32::MAX;
+        Identity {
+            uid: setfsuid(Uid::from_raw(invalid)),
+            gid: setfsgid(Gid::from_raw(invalid)),
+        }
+    }
 }
 
 /// What the secret file must look like before it is trusted.
@@ -155,23 +165,39 @@ fn io_error(action: &'static str) -> impl FnOnce(io::Error) -> StoreError {
     move |error| StoreError::Io { action, error }
 }
 
-/// While alive, file access uses another uid/gid (Linux fsuid/fsgid, which
-/// affect only this thread and only file-system checks).
+/// While alive, file access uses another identity: its uid and gid (Linux
+/// fsuid/fsgid, which affect only this thread and only file-system checks)
+/// and exactly its supplementary groups (set on this thread only, see
+/// [`crate::sys::set_thread_groups`]), so that no group of the caller
+/// (root's group 0, or the invoking user's under `su other`) opens a
+/// directory or file the user could not. Everything is restored on drop,
+/// whatever path is taken.
 struct AsIdentity {
     previous: Identity,
+    /// The thread's supplementary groups before the switch, if changed.
+    previous_groups: Option<Vec<Gid>>,
 }
 
 impl AsIdentity {
     fn switch(to: Identity) -> Result<AsIdentity, StoreError> {
-        // The group first: once the uid is dropped, the gid can no longer change.
-        let previous_gid = setfsgid(to.gid);
-        let previous_uid = setfsuid(to.uid);
-        let guard = AsIdentity {
-            previous: Identity {
-                uid: previous_uid,
-                gid: previous_gid,
-            },
+        // Looked up before anything changes (NSS reads files as the caller).
+        let groups = groups_of(to);
+        let mut guard = AsIdentity {
+            previous: Identity::current_fs(),
+            previous_groups: None,
         };
+        if Identity::current() != to {
+            let before = nix::unistd::getgroups().map_err(|_| StoreError::SwitchIdentity)?;
+            if sorted(&before) != groups {
+                // Without the privilege to set them the switch fails: the
+                // caller's groups must never stand in for the user's.
+                crate::sys::set_thread_groups(&groups).map_err(|_| StoreError::SwitchIdentity)?;
+                guard.previous_groups = Some(before);
+            }
+        }
+        // The group first: once the uid is dropped, the gid can no longer change.
+        setfsgid(to.gid);
+        setfsuid(to.uid);
         // setfsuid reports no error; asking again returns what is in force.
         if setfsgid(to.gid) != to.gid || setfsuid(to.uid) != to.uid {
             return Err(StoreError::SwitchIdentity);
@@ -179,7 +205,9 @@ impl AsIdentity {
         Ok(guard)
     }
 
-    /// Runs `f` with the identity we had before the switch.
+    /// Runs `f` with the uid and gid we had before the switch (for what
+    /// only they may do: give a file away, read a directory the user may
+    /// not). The supplementary groups stay the user's.
     fn with_previous<T>(&self, f: impl FnOnce() -> T) -> T {
         let current = Identity {
             uid: setfsuid(self.previous.uid),
@@ -196,7 +224,29 @@ impl Drop for AsIdentity {
     fn drop(&mut self) {
         setfsuid(self.previous.uid);
         setfsgid(self.previous.gid);
+        if let Some(groups) = &self.previous_groups {
+            // Cannot fail: we had the privilege to change them a moment ago.
+            let _ = crate::sys::set_thread_groups(groups);
+        }
     }
+}
+
+/// The supplementary groups `identity` logs in with, sorted: from the user
+/// database for its uid, or its gid alone for a uid without an account.
+fn groups_of(identity: Identity) -> Vec<Gid> {
+    let from_database = nix::unistd::User::from_uid(identity.uid)
+        .ok()
+        .flatten()
+        .and_then(|user| std::ffi::CString::new(user.name).ok())
+        .and_then(|name| nix::unistd::getgrouplist(&name, identity.gid).ok());
+    sorted(&from_database.unwrap_or_else(|| vec![identity.gid]))
+}
+
+fn sorted(groups: &[Gid]) -> Vec<Gid> {
+    let mut groups: Vec<Gid> = groups.to_vec();
+    groups.sort_by_key(|g| g.as_raw());
+    groups.dedup();
+    groups
 }
 
 fn split(path: &Path) -> Result<(PathBuf, OsString), StoreError> {

@@ -516,3 +516,87 @@ fn a_file_system_that_cannot_sync_directories_accepts_the_committed_update() {
         }
     }
 }
+
+/// The group `name` with `gid`, created once, with `member` in it.
+fn test_group(name: &str, gid: u32, member: &str) {
+    static CREATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = CREATE.lock().unwrap_or_else(|p| p.into_inner());
+    if nix::unistd::Group::from_name(name).unwrap().is_none() {
+        let status = std::process::Command::new("groupadd")
+            .args(["--gid", &gid.to_string(), name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "groupadd {name}");
+    }
+    let status = std::process::Command::new("usermod")
+        .args(["--append", "--groups", name, member])
+        .status()
+        .unwrap();
+    assert!(status.success(), "usermod -aG {name} {member}");
+}
+
+/// Sets this process's supplementary groups (every thread: the logins this
+/// test starts inherit them) and puts the old ones back on drop.
+struct CallerGroups(Vec<nix::unistd::Gid>);
+
+impl CallerGroups {
+    fn set(groups: &[u32]) -> CallerGroups {
+        let before = nix::unistd::getgroups().unwrap();
+        let groups: Vec<nix::unistd::Gid> = groups
+            .iter()
+            .map(|g| nix::unistd::Gid::from_raw(*g))
+            .collect();
+        nix::unistd::setgroups(&groups).unwrap();
+        CallerGroups(before)
+    }
+}
+
+impl Drop for CallerGroups {
+    fn drop(&mut self) {
+        let _ = nix::unistd::setgroups(&self.0);
+    }
+}
+
+/// Finding 4. The caller's supplementary groups (root's group 0 here) do
+/// not open a `root:root 0770` directory the user cannot enter; the user's
+/// own groups do.
+#[test]
+fn the_callers_groups_do_not_reach_the_file_and_the_users_own_do() {
+    if !have_root("the_callers_groups_do_not_reach_the_file_and_the_users_own_do") {
+        return;
+    }
+    let (uid, gid) = test_account("tk_harden", 24_310);
+    test_group("tk_hgroup", 24_320, "tk_harden");
+    // Root here may have no supplementary groups: give the caller some, or
+    // the test proves nothing.
+    let _groups = CallerGroups::set(&[0, 4]);
+    for (dir_group, expected) in [(0, code::PAM_AUTH_ERR), (24_320, code::PAM_SUCCESS)] {
+        let scenario = Scenario::new(Module::Ours)
+            .options(Vec::<String>::new())
+            .at(T);
+        let secret = owned_secret(&scenario, (uid, gid), "group-dir", 0o700);
+        let dir = secret.parent().unwrap();
+        std::os::unix::fs::chown(dir, Some(0), Some(dir_group)).unwrap();
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o770)).unwrap();
+        let outcome = scenario
+            .login()
+            .user("tk_harden")
+            .option(format!("secret={}", secret.display()))
+            .answer(oath::totp_at(SECRET, T))
+            .run();
+        assert_eq!(
+            outcome.code, expected,
+            "directory group {dir_group}: {outcome}"
+        );
+        let recorded = fs::read_to_string(&secret)
+            .unwrap()
+            .contains("\" DISALLOW_REUSE ");
+        assert_eq!(recorded, expected == code::PAM_SUCCESS, "{outcome}");
+        if dir_group == 0 {
+            assert!(
+                outcome.log_text().contains("Permission denied"),
+                "{outcome}"
+            );
+        }
+    }
+}
