@@ -416,7 +416,22 @@ impl Session<'_> {
                 (account, PathBuf::from("/"))
             }
         };
-        let path = match path::expand(template, user, &home) {
+        // ${USER} is the account's own name: with a directory service that
+        // matches names case-insensitively or by alias, `ALICE` must find
+        // alice's file, not a missing one that nullok would let through.
+        let canonical = canonical_name(user);
+        if canonical != user {
+            self.pam.log(
+                Priority::Info,
+                &self.line(&format!(
+                    "PAM user name {} is the account {}; secret= uses {}",
+                    user.escape_debug(),
+                    canonical.escape_debug(),
+                    canonical.escape_debug()
+                )),
+            );
+        }
+        let path = match path::expand(template, &canonical, &home) {
             Ok(path) => path,
             Err(e) => return Ok(Err(Failure::Path(e))),
         };
@@ -769,6 +784,15 @@ fn code_candidates(input: &[u8], bare_only: bool) -> Vec<Candidate<'_>> {
         }
     }
     candidates
+}
+
+/// The account's own name (`pw_name`) for the name the user typed, or that
+/// name if the user database has no such account.
+fn canonical_name(user: &str) -> String {
+    User::from_name(user)
+        .ok()
+        .flatten()
+        .map_or_else(|| user.to_owned(), |account| account.name)
 }
 
 #[cfg(test)]

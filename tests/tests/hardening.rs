@@ -600,3 +600,76 @@ fn the_callers_groups_do_not_reach_the_file_and_the_users_own_do() {
         }
     }
 }
+
+/// A directory service that matches user names case-insensitively (SSSD
+/// `case_sensitive = false`, winbind): `getpwnam("TK_HARDEN")` answers
+/// with the account `tk_harden`.
+const CASE_INSENSITIVE_NSS: &str = r#"
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <dlfcn.h>
+#include <pwd.h>
+#include <string.h>
+static void lower(const char *in, char *out, size_t size) {
+    size_t i = 0;
+    for (; in[i] && i + 1 < size; i++) out[i] = (char)tolower((unsigned char)in[i]);
+    out[i] = 0;
+}
+int getpwnam_r(const char *name, struct passwd *pw, char *buf, size_t len, struct passwd **result) {
+    static int (*real)(const char *, struct passwd *, char *, size_t, struct passwd **);
+    if (!real) real = (int (*)(const char *, struct passwd *, char *, size_t, struct passwd **))dlsym(RTLD_NEXT, "getpwnam_r");
+    char folded[256];
+    lower(name, folded, sizeof folded);
+    return real(folded, pw, buf, len, result);
+}
+struct passwd *getpwnam(const char *name) {
+    static struct passwd *(*real)(const char *);
+    if (!real) real = (struct passwd *(*)(const char *))dlsym(RTLD_NEXT, "getpwnam");
+    char folded[256];
+    lower(name, folded, sizeof folded);
+    return real(folded);
+}
+"#;
+
+/// Finding 2. With a case-insensitive directory service and `nullok`,
+/// logging in as `TK_HARDEN` finds `tk_harden`'s file (`${USER}` is the
+/// account's own name), so the second factor is asked for, not skipped;
+/// the log names both.
+#[test]
+fn a_user_name_in_another_case_finds_the_accounts_file() {
+    if !have_root("a_user_name_in_another_case_finds_the_accounts_file") {
+        return;
+    }
+    let account = test_account("tk_harden", 24_310);
+    let scenario = Scenario::new(Module::Ours)
+        .options(Vec::<String>::new())
+        .at(T);
+    let secret = owned_secret(&scenario, account, "by-name", 0o755);
+    let dir = secret.parent().unwrap();
+    let file = dir.join("tk_harden");
+    fs::rename(&secret, &file).unwrap();
+    let shim = build_shim(scenario.dir(), "nss_case", CASE_INSENSITIVE_NSS);
+    let login = |answer: String| {
+        scenario
+            .login()
+            .user("TK_HARDEN")
+            .option(format!("secret={}/${{USER}}", dir.display()))
+            .option("nullok")
+            .env("LD_PRELOAD", preload_with(&scenario, &shim))
+            .answer(answer)
+            .run()
+    };
+    let wrong = login(oath::wrong_totp(SECRET, T));
+    assert_eq!(
+        wrong.code,
+        code::PAM_AUTH_ERR,
+        "not skipped by nullok: {wrong}"
+    );
+    assert_eq!(wrong.questions().len(), 1, "{wrong}");
+    assert!(
+        wrong.log_text().contains("TK_HARDEN") && wrong.log_text().contains("account tk_harden"),
+        "both names logged: {wrong}"
+    );
+    let right = login(oath::totp_at(SECRET, T));
+    assert_eq!(right.code, code::PAM_SUCCESS, "{right}");
+}
