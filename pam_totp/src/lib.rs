@@ -14,6 +14,15 @@
 //! - `ffi`: the libpam entry points, and `sys`: raw system calls (the
 //!   thread's own supplementary groups), the only `unsafe` code.
 #![deny(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
 
 pub mod clock;
 mod ffi;

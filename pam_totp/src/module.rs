@@ -633,6 +633,15 @@ impl Session<'_> {
         let Settled {
             decision, saved, ..
         } = settled;
+        if decision.changes.dropped_skew_observations > 0 {
+            self.pam.log(
+                Priority::Warning,
+                &self.line(&format!(
+                    "dropped {} out-of-range clock-skew observation(s) from RESETTING_TIME_SKEW",
+                    decision.changes.dropped_skew_observations
+                )),
+            );
+        }
         match (decision.verdict, saved.error()) {
             (Ok(accepted), None) => Ok(accepted),
             (Ok(accepted), Some(e))

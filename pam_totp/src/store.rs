@@ -341,7 +341,7 @@ fn read_all(mut file: &File) -> Result<Zeroizing<Vec<u8>>, StoreError> {
     file.rewind().map_err(io_error("read the secret file"))?;
     let mut contents = Zeroizing::new(Vec::with_capacity(4096));
     // One byte past the cap tells a file that grew after fstat from a full one.
-    file.take(MAX_FILE_SIZE as u64 + 1)
+    file.take(u64::try_from(MAX_FILE_SIZE).map_or(u64::MAX, |max| max.saturating_add(1)))
         .read_to_end(&mut contents)
         .map_err(io_error("read the secret file"))?;
     if contents.len() > MAX_FILE_SIZE {
@@ -452,7 +452,8 @@ fn update_locked<T>(
     change: impl FnOnce(&[u8]) -> (T, Option<Zeroizing<Vec<u8>>>),
     ownership: impl Fn(&fs::Metadata) -> Ownership,
 ) -> Result<(T, Result<(), StoreError>), StoreError> {
-    let deadline = Instant::now() + LOCK_WAIT;
+    let now = Instant::now();
+    let deadline = now.checked_add(LOCK_WAIT).unwrap_or(now);
     while Instant::now() < deadline {
         let (file, meta) = open_checked(dir, name, rules)?;
         let _lock = lock::take(as_user, dir, name, (meta.uid(), meta.gid()), deadline)?;

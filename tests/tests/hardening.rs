@@ -673,3 +673,48 @@ fn a_user_name_in_another_case_finds_the_accounts_file() {
     let right = login(oath::totp_at(SECRET, T));
     assert_eq!(right.code, code::PAM_SUCCESS, "{right}");
 }
+
+/// Finding 8. Clock-skew observations in the file that no login could
+/// have written (a skew of nearly -2^63 steps) neither panic nor wrap:
+/// they are dropped with a log line, and the far-off code is remembered as
+/// a new observation.
+#[test]
+fn out_of_range_skew_observations_are_dropped_with_a_log_line() {
+    let scenario = Scenario::new(Module::Ours).at(T);
+    let step = T / 30;
+    scenario.write_secret(&format!(
+        "{SECRET}\n\" TOTP_AUTH\n\" RESETTING_TIME_SKEW {}-9223372036854775807 {}-9223372036854775807\n",
+        step - 2,
+        step - 1
+    ));
+    // A code 100 steps ahead: far outside the window, inside the skew search.
+    let outcome = scenario.authenticate(&oath::totp_at(SECRET, T + 100 * 30));
+    assert!(!outcome.stderr.contains("panicked"), "{outcome}");
+    assert_eq!(outcome.code, code::PAM_AUTH_ERR, "{outcome}");
+    assert!(
+        outcome
+            .log_text()
+            .contains("dropped 2 out-of-range clock-skew observation(s)"),
+        "{outcome}"
+    );
+    let file = scenario.read_secret();
+    assert!(!file.contains("9223372036854775807"), "{file}");
+    assert!(file.contains(&format!("{step}+100")), "{file}");
+}
+
+/// Finding 8. An `HOTP_COUNTER` no counter can reach (2^63 and more) is a
+/// broken file: the user is prompted, then refused, with the line named.
+#[test]
+fn an_out_of_range_hotp_counter_is_a_broken_file() {
+    let scenario = Scenario::new(Module::Ours).at(T);
+    scenario.write_secret(&format!("{SECRET}\n\" HOTP_COUNTER 9223372036854775808\n"));
+    let outcome = scenario.authenticate(&oath::hotp(SECRET, 1));
+    assert_eq!(outcome.code, code::PAM_AUTH_ERR, "{outcome}");
+    assert_eq!(outcome.questions().len(), 1, "prompted first: {outcome}");
+    assert!(
+        outcome
+            .log_text()
+            .contains("invalid value for HOTP_COUNTER"),
+        "{outcome}"
+    );
+}

@@ -754,7 +754,7 @@ fn hostile_files_table() {
         (
             "absurd counter",
             format!("{SECRET}\n\" HOTP_COUNTER 18446744073709551615\n"),
-            Some("invalid verification code"),
+            Some("invalid value for HOTP_COUNTER"),
         ),
     ];
     for (name, contents, refused) in table {
