@@ -17,6 +17,11 @@ use std::time::Duration;
 /// A file like a fresh enrollment but without RATE_LIMIT and
 /// DISALLOW_REUSE: a wrong code writes nothing.
 pub const TEMPLATE: &str = "VHXKEKQ4ZJ6G3NWBPRO5LBWH2U\n\" TOTP_AUTH\n\" WINDOW_SIZE 3\n";
+/// With `--rate-limit`: every attempt is counted and written durably. The
+/// file is installed afresh (outside the timing) before each enrolled
+/// attempt, so the limit is never reached.
+pub const TEMPLATE_RATE_LIMIT: &str =
+    "VHXKEKQ4ZJ6G3NWBPRO5LBWH2U\n\" TOTP_AUTH\n\" WINDOW_SIZE 3\n\" RATE_LIMIT 3 30\n";
 const UNKNOWN_USER: &str = "tk_no_such_user";
 
 pub fn run(
@@ -25,10 +30,19 @@ pub fn run(
     unenrolled: &str,
     iterations: usize,
     warmup: usize,
+    rate_limit: bool,
 ) -> Result<(), String> {
     let path = layout.refusals_secret(enrolled);
-    setup::install_fresh(&path, TEMPLATE.as_bytes())
-        .map_err(|e| format!("cannot install {}: {e}", path.display()))?;
+    let template = if rate_limit {
+        TEMPLATE_RATE_LIMIT
+    } else {
+        TEMPLATE
+    };
+    let install = || {
+        setup::install_fresh(&path, template.as_bytes())
+            .map_err(|e| format!("cannot install {}: {e}", path.display()))
+    };
+    install()?;
     let wrong = setup::wrong_code(&setup::secret(), setup::now());
     let cases = [
         ("wrong code, enrolled user", enrolled),
@@ -46,6 +60,9 @@ pub fn run(
     for round in 0..warmup + iterations {
         for k in 0..cases.len() {
             let case = (round + k) % cases.len();
+            if rate_limit && case == 0 {
+                install()?;
+            }
             let timed = pam::transaction(&service, &users[case], &answer)?;
             if timed.rc != PAM_AUTH_ERR {
                 return Err(format!(
@@ -59,7 +76,10 @@ pub fn run(
             }
         }
     }
-    println!("refusals: {iterations} interleaved transactions each (after {warmup} warm-up)");
+    println!(
+        "refusals{}: {iterations} interleaved transactions each (after {warmup} warm-up)",
+        if rate_limit { " with RATE_LIMIT" } else { "" }
+    );
     let mut medians = Vec::new();
     for (case, (label, _)) in cases.iter().enumerate() {
         let sorted = {
