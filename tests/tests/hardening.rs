@@ -776,3 +776,48 @@ fn refusals_look_the_same_whoever_is_refused() {
     assert_eq!(unknown.prompts, wrong.prompts, "{unknown}");
     assert_eq!(unknown.code, code::PAM_AUTH_ERR, "{unknown}");
 }
+
+/// Drops CAP_SETGID from the process as it starts (a service without the
+/// privilege to change groups).
+const WITHOUT_SETGID: &str = r#"
+#include <linux/capability.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+__attribute__((constructor)) static void drop_setgid(void) {
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &header, data) != 0) return;
+    data[0].effective &= ~(1u << CAP_SETGID);
+    data[0].permitted &= ~(1u << CAP_SETGID);
+    syscall(SYS_capset, &header, data);
+}
+"#;
+
+/// Finding 4. A module that cannot set the user's groups does not go on
+/// with the caller's: the login is refused.
+#[test]
+fn without_the_privilege_to_switch_groups_the_login_is_refused() {
+    if !have_root("without_the_privilege_to_switch_groups_the_login_is_refused") {
+        return;
+    }
+    let account = test_account("tk_harden", 24_310);
+    let scenario = Scenario::new(Module::Ours)
+        .options(Vec::<String>::new())
+        .at(T);
+    let secret = owned_secret(&scenario, account, "no-setgid", 0o755);
+    let shim = build_shim(scenario.dir(), "without_setgid", WITHOUT_SETGID);
+    let outcome = scenario
+        .login()
+        .user("tk_harden")
+        .option(format!("secret={}", secret.display()))
+        .preload(shim)
+        .answer(oath::totp_at(SECRET, T))
+        .run();
+    assert_eq!(outcome.code, code::PAM_AUTH_ERR, "{outcome}");
+    assert!(
+        outcome
+            .log_text()
+            .contains("cannot switch file access to the user"),
+        "{outcome}"
+    );
+}
