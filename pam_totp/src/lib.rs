@@ -14,11 +14,22 @@
 //! - [`location`]: a secret file by path or in the store, behind one type;
 //! - [`locked_update`]: the one locked read-decide-write path;
 //! - [`module`]: one authentication from start to end;
-//! - `ffi`: the libpam entry points, the only `unsafe` code.
+//! - `ffi`: the libpam entry points, and `sys`: raw system calls (the
+//!   thread's own supplementary groups), the only `unsafe` code.
 #![deny(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
 
 pub mod account;
 pub mod clock;
+mod equal_refusals;
 mod ffi;
 pub mod location;
 pub mod locked_update;
@@ -30,3 +41,4 @@ pub mod policy;
 pub mod root_store;
 pub mod secret_file;
 pub mod store;
+mod sys;

@@ -25,6 +25,7 @@
 //! code or the secret.
 
 pub use crate::clock::{Clock, SystemClock};
+use crate::equal_refusals;
 use crate::location::SecretLocation;
 use crate::locked_update::{self, BeforeCommit, Decided, LocalOnly, Saved, UpdateError};
 use crate::options::{ModuleOptions, OptionError, PassMode};
@@ -32,7 +33,7 @@ use crate::path::{self, PathError, DEFAULT_SECRET_PATH};
 use crate::policy::{self, in_grace_period, Accepted, Decision, Pass, Rejected};
 use crate::root_store::{self, NameProblem, RootStore};
 use crate::secret_file::{ParseError, ParseErrorKind, SecretFile};
-use crate::store::{AccessRules, Identity, StoreError};
+use crate::store::{self, AccessRules, Identity, StoreError};
 use nix::unistd::User;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -62,6 +63,8 @@ pub trait Pam {
     fn set_authtok(&mut self, value: &[u8]) -> bool;
     /// Asks the user; `None` if the conversation failed.
     fn ask(&mut self, prompt: &str, echo: bool) -> Option<Zeroizing<Vec<u8>>>;
+    /// Shows the user an error message (PAM_ERROR_MSG); no answer.
+    fn tell_error(&mut self, message: &str);
     fn log(&self, priority: Priority, message: &str);
 }
 
@@ -194,7 +197,11 @@ pub fn authenticate_with<A: AsRef<[u8]>>(
         user: None,
         host: None,
     };
+    let _ = store::take_notes();
     let result = session.run(args);
+    for note in store::take_notes() {
+        session.pam.log(Priority::Warning, &session.line(&note));
+    }
     session.report(&result);
     match result {
         Ok(Success::Accepted(_)) => Status::Success,
@@ -287,7 +294,14 @@ impl Session<'_> {
                         .is_some_and(|password| !code_candidates(&password, false).is_empty()),
                 };
                 if self.options.pass_mode != PassMode::UseFirstPass && !code_in_first_pass {
-                    let _ = self.ask_code();
+                    let answer = self.ask_code();
+                    // As long as a wrong code takes (see equal_refusals).
+                    if let (Ok(answer), Failure::UnknownAccount | Failure::NoSecretFile) =
+                        (&answer, &failure)
+                    {
+                        let now = self.clock.now();
+                        equal_refusals::judge_and_discard(answer, now, &self.options.policy);
+                    }
                 }
                 return Err(failure);
             }
@@ -417,7 +431,22 @@ impl Session<'_> {
                 (account, PathBuf::from("/"))
             }
         };
-        let path = match path::expand(template, user, &home) {
+        // ${USER} is the account's own name: with a directory service that
+        // matches names case-insensitively or by alias, `ALICE` must find
+        // alice's file, not a missing one that nullok would let through.
+        let canonical = canonical_name(user);
+        if canonical != user {
+            self.pam.log(
+                Priority::Info,
+                &self.line(&format!(
+                    "PAM user name {} is the account {}; secret= uses {}",
+                    user.escape_debug(),
+                    canonical.escape_debug(),
+                    canonical.escape_debug()
+                )),
+            );
+        }
+        let path = match path::expand(template, &canonical, &home) {
             Ok(path) => path,
             Err(e) => return Ok(Err(Failure::Path(e))),
         };
@@ -531,13 +560,14 @@ impl Session<'_> {
         // Without forward_pass, the prompt takes the bare code only.
         let bare_only = source == Source::Prompt && !self.options.forward_pass;
         let candidates = code_candidates(input, bare_only);
-        let mut codes: Vec<&[u8]> = candidates.iter().map(|c| c.code).collect();
-        if codes.is_empty() {
-            // Nothing code-shaped: judged as it is, so the log says why. It
-            // cannot log in: 6 digits would have been a candidate, and an
-            // 8-digit input starting with 0 is below every scratch code.
-            codes.push(input);
-        }
+        let codes: Vec<&[u8]> = candidates.iter().map(|c| c.code).collect();
+        // With nothing code-shaped, nothing is checked; the log says why.
+        let no_candidate = match crate::otp::Code::parse(input) {
+            _ if !codes.is_empty() => None,
+            Ok(crate::otp::Code::Otp(_)) => Some(Rejected::WrongCode),
+            Ok(crate::otp::Code::Scratch(_)) => Some(Rejected::WrongScratchCode),
+            Err(why) => Some(Rejected::Malformed(why)),
+        };
         let now = self.clock.now();
         let (policy_options, grace, host) = (
             self.options.policy,
@@ -549,6 +579,11 @@ impl Session<'_> {
             let checked = policy::check_candidates(file, &codes, now, &policy_options, pass);
             hotp_missed = checked.hotp_missed;
             let mut decision = checked.decision;
+            if let (Some(why), Err(Rejected::Malformed(crate::otp::MalformedCode::Empty))) =
+                (no_candidate, decision.verdict)
+            {
+                decision.verdict = Err(why);
+            }
             if let (Ok(_), Some(_), Some(host)) = (decision.verdict, grace, &host) {
                 let bookkeeping = policy::record_grace_login(file, host, now);
                 decision.changes.bookkeeping |= bookkeeping.bookkeeping;
@@ -612,6 +647,11 @@ impl Session<'_> {
             UpdateError::Store(e) => Failure::File(e),
             UpdateError::Parse(e) => Failure::Parse(e),
         })?;
+        if let Saved::Failed(error) = &committed.saved {
+            if let Some(text) = write_error_for_user(error) {
+                self.pam.tell_error(&text);
+            }
+        }
         Ok(committed.outcome.map(|attempt| Settled {
             decision: attempt.decision,
             candidate: attempt.candidate,
@@ -624,6 +664,15 @@ impl Session<'_> {
         let Settled {
             decision, saved, ..
         } = settled;
+        if decision.changes.dropped_skew_observations > 0 {
+            self.pam.log(
+                Priority::Warning,
+                &self.line(&format!(
+                    "dropped {} out-of-range clock-skew observation(s) from RESETTING_TIME_SKEW",
+                    decision.changes.dropped_skew_observations
+                )),
+            );
+        }
         match (decision.verdict, saved.error()) {
             (Ok(accepted), None) => Ok(accepted),
             (Ok(accepted), Some(e))
@@ -686,6 +735,19 @@ impl BeforeCommit<Option<Attempt>> for CheckAdapter<'_> {
             decided.changed = attempt.decision.changes.any();
         }
     }
+}
+
+/// The message the user sees when the file could not be written for a
+/// reason of the system rather than of the login (a full or read-only disk,
+/// an I/O error), worded as the reference module words it.
+fn write_error_for_user(error: &StoreError) -> Option<String> {
+    let StoreError::Io { error, .. } = error else {
+        return None;
+    };
+    let errno = nix::errno::Errno::from_raw(error.raw_os_error()?);
+    use nix::errno::Errno::{EDQUOT, EIO, ENOSPC, EPERM, EROFS};
+    matches!(errno, EPERM | ENOSPC | EROFS | EIO | EDQUOT)
+        .then(|| format!("Error \"{}\" while writing config", errno.desc()))
 }
 
 /// What the first look at the secret file found.
@@ -762,6 +824,15 @@ fn code_candidates(input: &[u8], bare_only: bool) -> Vec<Candidate<'_>> {
         }
     }
     candidates
+}
+
+/// The account's own name (`pw_name`) for the name the user typed, or that
+/// name if the user database has no such account.
+fn canonical_name(user: &str) -> String {
+    User::from_name(user)
+        .ok()
+        .flatten()
+        .map_or_else(|| user.to_owned(), |account| account.name)
 }
 
 #[cfg(test)]

@@ -56,6 +56,16 @@ impl Identity {
             gid: Gid::effective(),
         }
     }
+
+    /// The file-system uid and gid in force on this thread.
+    fn current_fs() -> Identity {
+        // Setting an invalid id (-1) changes nothing and returns the current one.
+        let invalid = u32::MAX;
+        Identity {
+            uid: setfsuid(Uid::from_raw(invalid)),
+            gid: setfsgid(Gid::from_raw(invalid)),
+        }
+    }
 }
 
 /// What the secret file must look like before it is trusted.
@@ -158,23 +168,39 @@ fn io_error(action: &'static str) -> impl FnOnce(io::Error) -> StoreError {
     move |error| StoreError::Io { action, error }
 }
 
-/// While alive, file access uses another uid/gid (Linux fsuid/fsgid, which
-/// affect only this thread and only file-system checks).
+/// While alive, file access uses another identity: its uid and gid (Linux
+/// fsuid/fsgid, which affect only this thread and only file-system checks)
+/// and exactly its supplementary groups (set on this thread only, see
+/// [`crate::sys::set_thread_groups`]), so that no group of the caller
+/// (root's group 0, or the invoking user's under `su other`) opens a
+/// directory or file the user could not. Everything is restored on drop,
+/// whatever path is taken.
 struct AsIdentity {
     previous: Identity,
+    /// The thread's supplementary groups before the switch, if changed.
+    previous_groups: Option<Vec<Gid>>,
 }
 
 impl AsIdentity {
     fn switch(to: Identity) -> Result<AsIdentity, StoreError> {
-        // The group first: once the uid is dropped, the gid can no longer change.
-        let previous_gid = setfsgid(to.gid);
-        let previous_uid = setfsuid(to.uid);
-        let guard = AsIdentity {
-            previous: Identity {
-                uid: previous_uid,
-                gid: previous_gid,
-            },
+        // Looked up before anything changes (NSS reads files as the caller).
+        let groups = groups_of(to);
+        let mut guard = AsIdentity {
+            previous: Identity::current_fs(),
+            previous_groups: None,
         };
+        if Identity::current() != to {
+            let before = nix::unistd::getgroups().map_err(|_| StoreError::SwitchIdentity)?;
+            if sorted(&before) != groups {
+                // Without the privilege to set them the switch fails: the
+                // caller's groups must never stand in for the user's.
+                crate::sys::set_thread_groups(&groups).map_err(|_| StoreError::SwitchIdentity)?;
+                guard.previous_groups = Some(before);
+            }
+        }
+        // The group first: once the uid is dropped, the gid can no longer change.
+        setfsgid(to.gid);
+        setfsuid(to.uid);
         // setfsuid reports no error; asking again returns what is in force.
         if setfsgid(to.gid) != to.gid || setfsuid(to.uid) != to.uid {
             return Err(StoreError::SwitchIdentity);
@@ -182,7 +208,9 @@ impl AsIdentity {
         Ok(guard)
     }
 
-    /// Runs `f` with the identity we had before the switch.
+    /// Runs `f` with the uid and gid we had before the switch (for what
+    /// only they may do: give a file away, read a directory the user may
+    /// not). The supplementary groups stay the user's.
     fn with_previous<T>(&self, f: impl FnOnce() -> T) -> T {
         let current = Identity {
             uid: setfsuid(self.previous.uid),
@@ -199,7 +227,29 @@ impl Drop for AsIdentity {
     fn drop(&mut self) {
         setfsuid(self.previous.uid);
         setfsgid(self.previous.gid);
+        if let Some(groups) = &self.previous_groups {
+            // Cannot fail: we had the privilege to change them a moment ago.
+            let _ = crate::sys::set_thread_groups(groups);
+        }
     }
+}
+
+/// The supplementary groups `identity` logs in with, sorted: from the user
+/// database for its uid, or its gid alone for a uid without an account.
+fn groups_of(identity: Identity) -> Vec<Gid> {
+    let from_database = nix::unistd::User::from_uid(identity.uid)
+        .ok()
+        .flatten()
+        .and_then(|user| std::ffi::CString::new(user.name).ok())
+        .and_then(|name| nix::unistd::getgrouplist(&name, identity.gid).ok());
+    sorted(&from_database.unwrap_or_else(|| vec![identity.gid]))
+}
+
+fn sorted(groups: &[Gid]) -> Vec<Gid> {
+    let mut groups: Vec<Gid> = groups.to_vec();
+    groups.sort_by_key(|g| g.as_raw());
+    groups.dedup();
+    groups
 }
 
 fn split(path: &Path) -> Result<(PathBuf, OsString), StoreError> {
@@ -294,7 +344,7 @@ fn read_all(mut file: &File) -> Result<Zeroizing<Vec<u8>>, StoreError> {
     file.rewind().map_err(io_error("read the secret file"))?;
     let mut contents = Zeroizing::new(Vec::with_capacity(4096));
     // One byte past the cap tells a file that grew after fstat from a full one.
-    file.take(MAX_FILE_SIZE as u64 + 1)
+    file.take(u64::try_from(MAX_FILE_SIZE).map_or(u64::MAX, |max| max.saturating_add(1)))
         .read_to_end(&mut contents)
         .map_err(io_error("read the secret file"))?;
     if contents.len() > MAX_FILE_SIZE {
@@ -405,7 +455,8 @@ fn update_locked<T>(
     change: impl FnOnce(&[u8]) -> (T, Option<Zeroizing<Vec<u8>>>),
     ownership: impl Fn(&fs::Metadata) -> Ownership,
 ) -> Result<(T, Result<(), StoreError>), StoreError> {
-    let deadline = Instant::now() + LOCK_WAIT;
+    let now = Instant::now();
+    let deadline = now.checked_add(LOCK_WAIT).unwrap_or(now);
     while Instant::now() < deadline {
         let (file, meta) = open_checked(dir, name, rules)?;
         let _lock = lock::take(as_user, dir, name, (meta.uid(), meta.gid()), deadline)?;
@@ -465,6 +516,9 @@ fn replace(
     target: Ownership,
     flags: RenameFlags,
 ) -> Result<(), StoreError> {
+    // Opened before anything changes, so that a directory the user may
+    // write but not read cannot turn a committed update into a refusal.
+    let dir_for_sync = open_for_sync(as_user, dir)?;
     let result = (|| {
         let fd = openat(
             dir,
@@ -502,12 +556,58 @@ fn replace(
         return result;
     }
     // The rename is done; syncing the directory makes it survive a crash.
-    dir.open_for_sync()
-        .and_then(fsync)
-        .map_err(|errno| StoreError::Io {
+    match fsync(&dir_for_sync) {
+        Ok(()) => Ok(()),
+        // The file system cannot sync directories at all: the update is as
+        // durable as it can be made there. Refusing now would refuse a
+        // login whose state (a used code, a scratch code gone) is already
+        // committed.
+        Err(errno @ (Errno::EINVAL | Errno::EROFS)) => {
+            note(format!(
+                "the directory {} cannot be synced ({}); the update is saved but may not survive a crash",
+                dir.path().display(),
+                io::Error::from(errno)
+            ));
+            Ok(())
+        }
+        Err(errno) => Err(StoreError::Io {
             action: "sync the directory",
             error: io::Error::from(errno),
+        }),
+    }
+}
+
+/// The directory opened for reading, for its fsync: as the user, or, if the
+/// user may not read it, with the rights the caller had before switching
+/// (the descriptor names the same directory the walk resolved).
+fn open_for_sync(as_user: &AsIdentity, dir: &SecureDir) -> Result<File, StoreError> {
+    dir.open_for_sync()
+        .or_else(|errno| match errno {
+            Errno::EACCES => as_user.with_previous(|| dir.open_for_sync()),
+            errno => Err(errno),
         })
+        .map(File::from)
+        .map_err(|errno| StoreError::Io {
+            action: "open the directory to sync it",
+            error: io::Error::from(errno),
+        })
+}
+
+thread_local! {
+    static NOTES: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Records something the caller should log although the operation
+/// succeeded.
+fn note(message: String) {
+    NOTES.with(|notes| notes.borrow_mut().push(message));
+}
+
+/// Takes what the store noted on this thread since the last call (things
+/// worth one log line although nothing failed, e.g. a directory that
+/// cannot be synced).
+pub fn take_notes() -> Vec<String> {
+    NOTES.with(|notes| std::mem::take(&mut *notes.borrow_mut()))
 }
 
 /// Renames `temp` onto `name`. Without replacing (`RENAME_NOREPLACE`) on a

@@ -298,6 +298,39 @@ fn a_truncated_file_fails_closed_and_is_left_alone() {
     }
 }
 
+/// Issue 11, point 14: when the state cannot be written because the disk
+/// is full, Google's module tells the user (PAM_ERROR_MSG) besides logging;
+/// pam_totp shows the same message.
+#[test]
+fn point_14_a_full_disk_is_shown_to_the_user_like_googles_module() {
+    require_root();
+    let holder = Scenario::new(Module::Ours);
+    let fs = Tmpfs::mount(holder.dir().join("home"), "64k");
+    let on_tmpfs = |module: Module, name: &str| {
+        let path = fs.0.join(name);
+        let scenario = Scenario::new(module).options([format!("secret={}", path.display())]);
+        scenario.write_file_with_mode(&path, file().as_bytes(), 0o600);
+        scenario
+    };
+    let pair = pam_totp_tests::compare::Pair {
+        ours: on_tmpfs(Module::Ours, "ours"),
+        google: on_tmpfs(Module::Google, "google"),
+    };
+    fs.fill();
+    let at = pam_totp_tests::oath::now();
+    let both =
+        pair.login(&pam_totp_tests::compare::Attempt::at(at).answer(oath::totp_at(SECRET, at)));
+    assert!(!both.ours_outcome.success(), "{both}");
+    assert_eq!(both.ours.messages, both.google.messages, "{both}");
+    assert!(
+        both.ours
+            .messages
+            .iter()
+            .any(|(_, text)| text == "Error \"No space left on device\" while writing config"),
+        "{both}"
+    );
+}
+
 /// The lock protocol (a lock file beside the secret file) on tmpfs, as on
 /// the ext4/overlay of the other race tests: 8 logins race with one code,
 /// exactly one gets in.

@@ -28,6 +28,8 @@ struct FakePam {
     answers: VecDeque<String>,
     conversation_fails: bool,
     prompts: Vec<(String, bool)>,
+    /// PAM_ERROR_MSG texts shown.
+    errors: Vec<String>,
     logs: std::cell::RefCell<Vec<(Priority, String)>>,
 }
 
@@ -52,6 +54,9 @@ impl Pam for FakePam {
             None if self.conversation_fails => None,
             None => panic!("unexpected prompt {prompt:?}: no answer scripted"),
         }
+    }
+    fn tell_error(&mut self, message: &str) {
+        self.errors.push(message.to_owned());
     }
     fn log(&self, priority: Priority, message: &str) {
         self.logs.borrow_mut().push((priority, message.to_owned()));
@@ -621,6 +626,9 @@ fn hostile_codes_table() {
         fn ask(&mut self, _: &str, _: bool) -> Option<Zeroizing<Vec<u8>>> {
             Some(Zeroizing::new(b"\xff\xfe\x80123".to_vec()))
         }
+        fn tell_error(&mut self, message: &str) {
+            self.0.tell_error(message)
+        }
         fn log(&self, priority: Priority, message: &str) {
             self.0.log(priority, message)
         }
@@ -747,7 +755,7 @@ fn hostile_files_table() {
         (
             "absurd counter",
             format!("{SECRET}\n\" HOTP_COUNTER 18446744073709551615\n"),
-            Some("invalid verification code"),
+            Some("invalid value for HOTP_COUNTER"),
         ),
     ];
     for (name, contents, refused) in table {
@@ -816,4 +824,69 @@ fn commit_check_has_the_last_word_and_the_attempt_is_still_saved() {
         "{}",
         s.contents()
     );
+}
+
+#[test]
+fn system_write_errors_are_shown_to_the_user_in_the_reference_wording() {
+    let io = |errno: i32| StoreError::Io {
+        action: "write the temporary file",
+        error: std::io::Error::from_raw_os_error(errno),
+    };
+    assert_eq!(
+        write_error_for_user(&io(libc::ENOSPC)).as_deref(),
+        Some("Error \"No space left on device\" while writing config")
+    );
+    assert_eq!(
+        write_error_for_user(&io(libc::EROFS)).as_deref(),
+        Some("Error \"Read-only file system\" while writing config")
+    );
+    // Not a system problem: only logged.
+    assert_eq!(write_error_for_user(&io(libc::EISDIR)), None);
+    assert_eq!(write_error_for_user(&StoreError::LockTimeout), None);
+}
+
+/// At the prompt without forward_pass only the bare code counts, as in the
+/// reference module: a code with blanks around it, or with anything before
+/// it, is refused (and never checked).
+#[test]
+fn only_a_bare_code_is_taken_at_the_prompt() {
+    let mut s = Scenario::new("bare", REUSE_FILE);
+    let good = code(NOW, 0);
+    for typed in [
+        format!(" {good}"),
+        format!("{good} "),
+        format!("x{good}"),
+        " 12345678".to_owned(),
+        "012345678".to_owned(),
+    ] {
+        s.answer(typed.as_str());
+        assert_eq!(s.run(&[], NOW), Status::AuthErr, "{typed:?}");
+    }
+    assert!(s.contents().contains("12345678"), "scratch code kept");
+    s.answer(good.as_str());
+    assert_eq!(s.run(&[], NOW), Status::Success);
+}
+
+/// Issue 14, finding 7: the refusals of an unknown user and of an
+/// unenrolled one (no nullok) do the same code-checking work as a wrong
+/// code for an enrolled user (a file without RATE_LIMIT/DISALLOW_REUSE),
+/// counted in HOTP computations rather than timed.
+#[test]
+fn refusals_do_the_same_work_whoever_is_refused() {
+    let work = |s: &mut Scenario| {
+        s.answer("000000");
+        crate::otp::HOTP_CALLS.with(|c| c.set(0));
+        assert_eq!(s.run(&[], NOW), Status::AuthErr, "{}", s.last_log());
+        crate::otp::HOTP_CALLS.with(|c| c.get())
+    };
+    let file = format!("{SECRET}\n\" TOTP_AUTH\n\" WINDOW_SIZE 3\n");
+    let mut enrolled = Scenario::new("work-wrong", &file);
+    // A code that matches nowhere near: the window and the whole skew search.
+    let wrong = work(&mut enrolled);
+    assert!(wrong > 1_000, "the skew search ran: {wrong}");
+    let mut unknown = Scenario::new("work-unknown", &file);
+    unknown.pam.user = Some("no-such-user-pam-totp".into());
+    let mut unenrolled = Scenario::new("work-unenrolled", "");
+    assert_eq!(work(&mut unknown), wrong, "unknown user");
+    assert_eq!(work(&mut unenrolled), wrong, "unenrolled user");
 }

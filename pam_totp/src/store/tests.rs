@@ -437,3 +437,92 @@ fn the_secret_file_itself_is_never_locked_and_the_lock_file_stays() {
     assert!(err.to_string().contains("lock file"), "{err}");
     assert!(!dir.path("elsewhere").exists());
 }
+
+fn thread_groups(tid: i32) -> String {
+    let status = fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("Groups:"))
+        .unwrap()
+        .to_owned()
+}
+
+fn gettid() -> i32 {
+    // "/proc/thread-self" links to "<pid>/task/<tid>".
+    let link = fs::read_link("/proc/thread-self").unwrap();
+    link.file_name().unwrap().to_str().unwrap().parse().unwrap()
+}
+
+/// Root only: while the store acts as a user, this thread has exactly the
+/// user's groups, no other thread of the process changes, and the groups
+/// come back afterwards, on success and on failure.
+#[test]
+fn groups_are_switched_on_this_thread_only_and_restored() {
+    if !am_root() {
+        eprintln!("SKIPPED groups_are_switched_on_this_thread_only_and_restored: needs root");
+        return;
+    }
+    std::thread::spawn(|| {
+        // A thread of our own, with groups of its own (raw call: only it).
+        crate::sys::set_thread_groups(&[Gid::from_raw(0), Gid::from_raw(24_399)]).unwrap();
+        let (other_tid, stop) = {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+            std::thread::spawn(move || {
+                tx.send(gettid()).unwrap();
+                let _ = stop_rx.recv();
+            });
+            (rx.recv().unwrap(), stop_tx)
+        };
+        let other_before = thread_groups(other_tid);
+        let mine_before = thread_groups(gettid());
+        assert!(mine_before.contains("24399"), "{mine_before}");
+        let dir = TempDir::new("groups");
+        fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o777)).unwrap();
+        let path = dir.path("secret");
+        let user = Identity {
+            uid: Uid::from_raw(24_311),
+            gid: Gid::from_raw(24_311),
+        };
+        let new = NewFile {
+            owner: user,
+            mode: 0o600,
+        };
+        create(&path, b"v1\n", user, new, false).unwrap();
+        let rules = AccessRules {
+            owner: Some(user.uid),
+            allowed_mode: 0o600,
+        };
+        update(&path, user, &rules, |_| {
+            let during = thread_groups(gettid());
+            assert_eq!(
+                during.split_whitespace().collect::<Vec<_>>(),
+                ["Groups:", "24311"]
+            );
+            assert_eq!(
+                thread_groups(other_tid),
+                other_before,
+                "other threads keep theirs"
+            );
+            ((), None)
+        })
+        .unwrap()
+        .1
+        .unwrap();
+        assert_eq!(
+            thread_groups(gettid()),
+            mine_before,
+            "restored after success"
+        );
+        let missing = dir.path("missing");
+        assert!(read(&missing, user, &rules).is_err());
+        assert_eq!(
+            thread_groups(gettid()),
+            mine_before,
+            "restored after failure"
+        );
+        drop(stop);
+    })
+    .join()
+    .unwrap();
+}
