@@ -3,18 +3,28 @@
 //! Written against the [`Pam`] trait, so the same code runs under libpam
 //! (see [`crate::ffi`]) and in unit tests with a scripted conversation.
 //!
-//! Order of events:
-//! 1. parse the module options; a bad one fails the module (fail closed);
+//! Order of events (the same as the file format's reference module, where a
+//! user or a later module can see it):
+//! 1. parse the module options; a bad one fails the module (fail closed,
+//!    no prompt);
 //! 2. find the user, expand `secret=`, and read the file as its user, after
-//!    the owner, mode, type and size checks (no lock: this is a look);
+//!    the owner, mode, type and size checks (no lock: this is a look). A
+//!    missing file with `nullok` ends here (PAM_IGNORE); no account, no file
+//!    or an unusable file is refused after the prompt, so the prompt tells
+//!    nobody who is enrolled;
 //!    in store mode (`store=`) the file is `<store>/<account's own name>`,
 //!    read as root after the checks of [`crate::root_store`];
 //! 3. grace period: a host that logged in with a code recently gets in
 //!    without one, still counted against the rate limit;
-//! 4. get the code: from the password an earlier module collected
-//!    (`try_first_pass`, `use_first_pass`) or by asking;
-//! 5. under the file's lock: re-read, count the attempt, check the code,
-//!    record what must be recorded, and replace the file durably;
+//! 4. rate limit: an attempt over the limit is counted and refused without
+//!    a prompt;
+//! 5. the code: from the password an earlier module collected
+//!    (`try_first_pass`, `use_first_pass`), then, unless `use_first_pass`
+//!    or a decisive refusal, from the prompt; each reading is judged under
+//!    the file's lock ([`crate::locked_update`]): re-read, count the attempt
+//!    (once per authentication), check the code, record what must be
+//!    recorded, and replace the file durably. PAM_AUTHTOK changes only with
+//!    `forward_pass`, and only on success;
 //! 6. a login whose protective state (used codes, scratch codes, HOTP
 //!    counter, rate-limit attempts) could not be saved fails. With
 //!    `allow_readonly` a login whose only unsaved change is bookkeeping

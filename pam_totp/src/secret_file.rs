@@ -283,8 +283,8 @@ fn parse_i64(text: &str) -> Option<i64> {
 /// reach, and C's `strtol` would clamp) is `None`: a broken file.
 fn leading_counter(text: &str) -> Option<u64> {
     let (negative, digits) = match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
+        Some(b'-') => (true, text.get(1..).unwrap_or_default()),
+        Some(b'+') => (false, text.get(1..).unwrap_or_default()),
         _ => (false, text),
     };
     let max = u64::try_from(i64::MAX).unwrap_or(u64::MAX);
