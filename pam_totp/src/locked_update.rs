@@ -10,8 +10,9 @@
 //! [`BeforeCommit`] check: it sees the local decision while the lock is
 //! still held, and may change it before anything is saved.
 
+use crate::location::SecretLocation;
 use crate::secret_file::{ParseError, SecretFile};
-use crate::store::{self, AccessRules, Identity, StoreError};
+use crate::store::{AccessRules, Identity, StoreError};
 use std::fmt;
 use std::path::Path;
 
@@ -100,19 +101,34 @@ pub fn read_decide_write<T>(
     decide: impl FnOnce(&mut SecretFile) -> Decided<T>,
     check: &mut dyn BeforeCommit<T>,
 ) -> Result<Committed<T>, UpdateError> {
+    let location = SecretLocation::Path {
+        path: path.to_path_buf(),
+        identity,
+        rules: *rules,
+    };
+    read_decide_write_at(&location, decide, check)
+}
+
+/// [`read_decide_write`] for a file in either layout (home file or store).
+pub fn read_decide_write_at<T>(
+    location: &SecretLocation,
+    decide: impl FnOnce(&mut SecretFile) -> Decided<T>,
+    check: &mut dyn BeforeCommit<T>,
+) -> Result<Committed<T>, UpdateError> {
     let mut wrote = false;
-    let (outcome, saved) = store::update(path, identity, rules, |bytes| {
-        let mut file = match SecretFile::parse(bytes) {
-            Ok(file) => file,
-            Err(error) => return (Err(error), None),
-        };
-        let mut decided = decide(&mut file);
-        check.before_commit(&mut decided, &mut file);
-        wrote = decided.changed;
-        let new = decided.changed.then(|| file.to_bytes());
-        (Ok(decided.outcome), new)
-    })
-    .map_err(UpdateError::Store)?;
+    let (outcome, saved) = location
+        .update(|bytes| {
+            let mut file = match SecretFile::parse(bytes) {
+                Ok(file) => file,
+                Err(error) => return (Err(error), None),
+            };
+            let mut decided = decide(&mut file);
+            check.before_commit(&mut decided, &mut file);
+            wrote = decided.changed;
+            let new = decided.changed.then(|| file.to_bytes());
+            (Ok(decided.outcome), new)
+        })
+        .map_err(UpdateError::Store)?;
     let outcome = outcome.map_err(UpdateError::Parse)?;
     let saved = match saved {
         Err(error) => Saved::Failed(error),

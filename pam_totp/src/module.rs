@@ -12,6 +12,8 @@
 //!    missing file with `nullok` ends here (PAM_IGNORE); no account, no file
 //!    or an unusable file is refused after the prompt, so the prompt tells
 //!    nobody who is enrolled;
+//!    in store mode (`store=`) the file is `<store>/<account's own name>`,
+//!    read as root after the checks of [`crate::root_store`];
 //! 3. grace period: a host that logged in with a code recently gets in
 //!    without one, still counted against the rate limit;
 //! 4. rate limit: an attempt over the limit is counted and refused without
@@ -33,15 +35,18 @@
 //! code or the secret.
 
 pub use crate::clock::{Clock, SystemClock};
+use crate::equal_refusals;
+use crate::location::SecretLocation;
 use crate::locked_update::{self, BeforeCommit, Decided, LocalOnly, Saved, UpdateError};
 use crate::options::{ModuleOptions, OptionError, PassMode};
 use crate::path::{self, PathError, DEFAULT_SECRET_PATH};
 use crate::policy::{self, in_grace_period, Accepted, Decision, Pass, Rejected};
+use crate::root_store::{self, NameProblem, RootStore};
 use crate::secret_file::{ParseError, ParseErrorKind, SecretFile};
 use crate::store::{self, AccessRules, Identity, StoreError};
 use nix::unistd::{Gid, Uid, User};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 pub const DEFAULT_PROMPT: &str = "Verification code: ";
@@ -97,6 +102,8 @@ enum Failure {
     UnknownAccount,
     UnknownFileUser(String),
     Path(PathError),
+    /// Store mode refuses this user name (an alias, an unusual name).
+    StoreAccount(NameProblem),
     NoSecretFile,
     File(StoreError),
     Parse(ParseError),
@@ -123,6 +130,7 @@ impl Failure {
             Failure::NoUser
             | Failure::UnknownAccount
             | Failure::Path(_)
+            | Failure::StoreAccount(_)
             | Failure::NoSecretFile
             | Failure::File(_)
             | Failure::Parse(_)
@@ -146,6 +154,7 @@ impl fmt::Display for Failure {
                 write!(f, "bad module configuration: user={} does not exist", name.escape_debug())
             }
             Failure::Path(e) => write!(f, "cannot locate the secret file: {e}"),
+            Failure::StoreAccount(e) => write!(f, "store mode: {e}"),
             Failure::NoSecretFile => f.write_str("no secret file (user not enrolled; see nullok)"),
             Failure::File(e) => write!(f, "{e}"),
             Failure::Parse(e) => write!(f, "secret file is corrupt: {e}"),
@@ -174,9 +183,7 @@ impl fmt::Display for Failure {
 
 /// Everything resolved about where the secret file is and how to open it.
 struct Target {
-    path: PathBuf,
-    identity: Identity,
-    rules: AccessRules,
+    location: SecretLocation,
 }
 
 /// Runs one authentication and logs its outcome.
@@ -258,7 +265,11 @@ pub fn authenticate_with_accounts<A: AsRef<[u8]>>(
         user: None,
         host: None,
     };
+    let _ = store::take_notes();
     let result = session.run(args);
+    for note in store::take_notes() {
+        session.pam.log(Priority::Warning, &session.line(&note));
+    }
     session.report(&result);
     match result {
         Ok(Success::Accepted(_)) => Status::Success,
@@ -352,7 +363,14 @@ impl Session<'_> {
                         .is_some_and(|password| !code_candidates(&password, false).is_empty()),
                 };
                 if self.options.pass_mode != PassMode::UseFirstPass && !code_in_first_pass {
-                    let _ = self.ask_code();
+                    let answer = self.ask_code();
+                    // As long as a wrong code takes (see equal_refusals).
+                    if let (Ok(answer), Failure::UnknownAccount | Failure::NoSecretFile) =
+                        (&answer, &failure)
+                    {
+                        let now = self.clock.now();
+                        equal_refusals::judge_and_discard(answer, now, &self.options.policy);
+                    }
                 }
                 return Err(failure);
             }
@@ -374,14 +392,12 @@ impl Session<'_> {
             Ok(target) => target,
             Err(unusable) => return Ok(Loaded::Unusable(unusable)),
         };
-        self.debug(|| {
-            format!(
-                "secret file {} read as uid {}",
-                target.path.display(),
-                target.identity.uid
-            )
-        });
-        let bytes = match store::read(&target.path, target.identity, &target.rules) {
+        self.debug(|| target.location.to_string());
+        // In store mode NotFound means only "no file for this account in a
+        // store that passed every check", so nullok keeps its meaning: an
+        // account root has not enrolled. A store that is missing or unsafe
+        // is an error, never "not enrolled".
+        let bytes = match target.location.read() {
             Ok(bytes) => bytes,
             Err(StoreError::NotFound) if self.options.nullok => return Ok(Loaded::MissingNullok),
             Err(StoreError::NotFound) => return Ok(Loaded::Unusable(Failure::NoSecretFile)),
@@ -456,6 +472,9 @@ impl Session<'_> {
     /// inner `Err` is a problem that refuses the login after the prompt (no
     /// such user, a path that cannot be built).
     fn locate(&self, user: &str) -> Result<Result<Target, Failure>, Failure> {
+        if let Some(store) = &self.options.store {
+            return self.locate_in_store(user, Path::new(store));
+        }
         let template = self
             .options
             .secret_path
@@ -481,20 +500,57 @@ impl Session<'_> {
                 (account, PathBuf::from("/"))
             }
         };
-        let path = match path::expand(template, user, &home) {
+        // ${USER} is the account's own name: with a directory service that
+        // matches names case-insensitively or by alias, `ALICE` must find
+        // alice's file, not a missing one that nullok would let through.
+        let canonical = canonical_name(user);
+        if canonical != user {
+            self.pam.log(
+                Priority::Info,
+                &self.line(&format!(
+                    "PAM user name {} is the account {}; secret= uses {}",
+                    user.escape_debug(),
+                    canonical.escape_debug(),
+                    canonical.escape_debug()
+                )),
+            );
+        }
+        let path = match path::expand(template, &canonical, &home) {
             Ok(path) => path,
             Err(e) => return Ok(Err(Failure::Path(e))),
         };
         Ok(Ok(Target {
-            path,
-            identity: Identity {
-                uid: file_account.uid,
-                gid: file_account.gid,
+            location: SecretLocation::Path {
+                path,
+                identity: Identity {
+                    uid: file_account.uid,
+                    gid: file_account.gid,
+                },
+                rules: AccessRules {
+                    owner: self.options.strict_owner.then_some(file_account.uid),
+                    allowed_mode: self.options.allowed_mode,
+                },
             },
-            rules: AccessRules {
-                owner: self.options.strict_owner.then_some(file_account.uid),
-                allowed_mode: self.options.allowed_mode,
-            },
+        }))
+    }
+
+    /// Store mode: the account's own name, and the store opened after its
+    /// checks (see [`crate::root_store`]). An unknown or refused name is
+    /// asked like anyone else, then refused; a store that fails its checks
+    /// refuses everyone at once (it says nothing about the user).
+    fn locate_in_store(
+        &self,
+        user: &str,
+        store: &Path,
+    ) -> Result<Result<Target, Failure>, Failure> {
+        let account = match root_store::canonical_account(user) {
+            Ok(account) => account,
+            Err(NameProblem::Unknown) => return Ok(Err(Failure::UnknownAccount)),
+            Err(problem) => return Ok(Err(Failure::StoreAccount(problem))),
+        };
+        let store = RootStore::open(store).map_err(|e| Failure::File(e.into()))?;
+        Ok(Ok(Target {
+            location: SecretLocation::Store { store, account },
         }))
     }
 
@@ -655,14 +711,8 @@ impl Session<'_> {
             Decided { outcome, changed }
         };
         let mut check = CheckAdapter(&mut *self.commit_check);
-        let committed = locked_update::read_decide_write(
-            &target.path,
-            target.identity,
-            &target.rules,
-            decide,
-            &mut check,
-        )
-        .map_err(|error| match error {
+        let committed = locked_update::read_decide_write_at(&target.location, decide, &mut check)
+            .map_err(|error| match error {
             UpdateError::Store(e) => Failure::File(e),
             UpdateError::Parse(e) => Failure::Parse(e),
         })?;
@@ -683,6 +733,15 @@ impl Session<'_> {
         let Settled {
             decision, saved, ..
         } = settled;
+        if decision.changes.dropped_skew_observations > 0 {
+            self.pam.log(
+                Priority::Warning,
+                &self.line(&format!(
+                    "dropped {} out-of-range clock-skew observation(s) from RESETTING_TIME_SKEW",
+                    decision.changes.dropped_skew_observations
+                )),
+            );
+        }
         match (decision.verdict, saved.error()) {
             (Ok(accepted), None) => Ok(accepted),
             (Ok(accepted), Some(e))
@@ -831,6 +890,15 @@ fn code_candidates(input: &[u8], bare_only: bool) -> Vec<Candidate<'_>> {
         }
     }
     candidates
+}
+
+/// The account's own name (`pw_name`) for the name the user typed, or that
+/// name if the user database has no such account.
+fn canonical_name(user: &str) -> String {
+    User::from_name(user)
+        .ok()
+        .flatten()
+        .map_or_else(|| user.to_owned(), |account| account.name)
 }
 
 #[cfg(test)]

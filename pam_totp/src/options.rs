@@ -98,6 +98,9 @@ pub struct ModuleOptions {
     pub secret_path: Option<String>,
     /// `user=`: access the file as this user instead of the one logging in.
     pub file_user: Option<String>,
+    /// `store=`: store mode, root-only secret files `<store>/<account>`
+    /// (see [`crate::root_store`]).
+    pub store: Option<String>,
     /// `nullok`: a user without a secret file is let through (PAM_IGNORE).
     pub nullok: bool,
     /// `debug`: log each step (never a code or a secret).
@@ -127,6 +130,7 @@ impl Default for ModuleOptions {
         ModuleOptions {
             secret_path: None,
             file_user: None,
+            store: None,
             nullok: false,
             debug: false,
             prompt: None,
@@ -150,6 +154,12 @@ pub enum OptionError {
         reason: &'static str,
     },
     NotText,
+    /// Two options that must not be combined.
+    Conflict {
+        option: &'static str,
+        with: &'static str,
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for OptionError {
@@ -160,6 +170,14 @@ impl fmt::Display for OptionError {
             }
             OptionError::BadValue { option, reason } => write!(f, "option {option}: {reason}"),
             OptionError::NotText => f.write_str("a module option is not valid UTF-8"),
+            OptionError::Conflict {
+                option,
+                with,
+                reason,
+            } => write!(
+                f,
+                "option {option} cannot be combined with {with}: {reason}"
+            ),
         }
     }
 }
@@ -222,6 +240,7 @@ impl ModuleOptions {
             match (spec.name, value) {
                 ("secret", Some(v)) => options.secret_path = Some(non_empty("secret", v)?),
                 ("user", Some(v)) => options.file_user = Some(non_empty("user", v)?),
+                ("store", Some(v)) => options.store = Some(parse_store(v)?),
                 ("authtok_prompt", Some(v)) => options.prompt = Some(v.to_owned()),
                 ("allowed_perm", Some(v)) => options.allowed_mode = parse_allowed_perm(v)?,
                 ("grace_period", Some(v)) => options.grace_period = Some(parse_grace_period(v)?),
@@ -238,8 +257,61 @@ impl ModuleOptions {
                 _ => return Err(OptionError::Unknown(arg.to_owned())),
             }
         }
+        options.check_store_mode()?;
         Ok(options)
     }
+
+    /// Store mode keeps the secret out of the user's reach; options that
+    /// would hand it back (another path, another file owner, any owner, a
+    /// mode with group or other access) are configuration errors, not
+    /// silently ignored.
+    fn check_store_mode(&self) -> Result<(), OptionError> {
+        if self.store.is_none() {
+            return Ok(());
+        }
+        let conflict = |with, reason| {
+            Err(OptionError::Conflict {
+                option: "store",
+                with,
+                reason,
+            })
+        };
+        if self.secret_path.is_some() {
+            return conflict("secret=", "the store decides where the file is");
+        }
+        if self.file_user.is_some() {
+            return conflict("user=", "store files are always accessed as root");
+        }
+        if !self.strict_owner {
+            return conflict("no_strict_owner", "store files must belong to root");
+        }
+        if self.allowed_mode & 0o077 != 0 {
+            return conflict(
+                "allowed_perm",
+                "store files must have no group or other access",
+            );
+        }
+        Ok(())
+    }
+}
+
+fn parse_store(value: &str) -> Result<String, OptionError> {
+    let bad = |reason| OptionError::BadValue {
+        option: "store",
+        reason,
+    };
+    if !value.starts_with('/') {
+        return Err(bad("not an absolute path"));
+    }
+    if value.split('/').any(|part| part == "." || part == "..") {
+        return Err(bad("contains '.' or '..'"));
+    }
+    if value.contains("${") || value.starts_with('~') {
+        return Err(bad(
+            "is a directory, not a template: the file name is the account's",
+        ));
+    }
+    Ok(value.to_owned())
 }
 
 #[cfg(test)]
@@ -378,6 +450,63 @@ mod tests {
                 Err(want),
                 "{:?}",
                 String::from_utf8_lossy(arg)
+            );
+        }
+    }
+
+    #[test]
+    fn store_mode() {
+        let o = ModuleOptions::parse(&["store=/var/lib/pam_totp", "nullok", "allowed_perm=0400"])
+            .unwrap();
+        assert_eq!(o.store.as_deref(), Some("/var/lib/pam_totp"));
+        let conflict = |with| {
+            Err(OptionError::Conflict {
+                option: "store",
+                with,
+                reason: "",
+            })
+        };
+        let cases: [(&[&str], Result<(), OptionError>); 4] = [
+            (&["store=/s", "secret=/s/${USER}"], conflict("secret=")),
+            (&["user=root", "store=/s"], conflict("user=")),
+            (
+                &["store=/s", "no_strict_owner"],
+                conflict("no_strict_owner"),
+            ),
+            (&["store=/s", "allowed_perm=0640"], conflict("allowed_perm")),
+        ];
+        for (args, want) in cases {
+            let got = ModuleOptions::parse(args).map(drop).map_err(|e| match e {
+                OptionError::Conflict { option, with, .. } => OptionError::Conflict {
+                    option,
+                    with,
+                    reason: "",
+                },
+                other => other,
+            });
+            assert_eq!(got, want, "{args:?}");
+        }
+        let err = ModuleOptions::parse(&["store=/s", "user=root"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "option store cannot be combined with user=: store files are always accessed as root"
+        );
+        for bad in [
+            "store=",
+            "store=relative",
+            "store=/a/../b",
+            "store=/s/${USER}",
+            "store=~/x",
+        ] {
+            assert!(
+                matches!(
+                    ModuleOptions::parse(&[bad]),
+                    Err(OptionError::BadValue {
+                        option: "store",
+                        ..
+                    })
+                ),
+                "{bad}"
             );
         }
     }

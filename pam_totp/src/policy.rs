@@ -114,6 +114,10 @@ pub struct Changes {
     /// Only bookkeeping changed (clock skew, grace-period hosts): losing it
     /// costs convenience, never security.
     pub bookkeeping: bool,
+    /// Clock-skew observations read from the file that no login of this
+    /// module could have written (a step or skew out of range): dropped,
+    /// and worth a log line.
+    pub dropped_skew_observations: usize,
 }
 
 impl Changes {
@@ -183,7 +187,8 @@ pub fn refuse_if_rate_limited(file: &mut SecretFile, now: u64) -> Option<Decisio
 /// accepts: 3 → -1..=1, 17 → -8..=8, 4 → -1..=2.
 pub fn window_offsets(window: u32) -> std::ops::RangeInclusive<i64> {
     let window = i64::from(window.max(1));
-    -((window - 1) / 2)..=window / 2
+    let before = window.saturating_sub(1) / 2;
+    0i64.saturating_sub(before)..=window / 2
 }
 
 /// The counter in `candidates` whose code equals `code`. Every candidate is
@@ -336,7 +341,21 @@ fn learn_skew(
     };
     let skew = counter_signed.saturating_sub(current);
     let observation = SkewObservation { step, skew };
-    let mut observations: Vec<SkewObservation> = file.skew_observations().to_vec();
+    // An observation no login could have written (its time step beyond
+    // what a counter can be, or a skew beyond the search) is dropped.
+    let mut observations: Vec<SkewObservation> = file
+        .skew_observations()
+        .iter()
+        .copied()
+        .filter(|o| {
+            i64::try_from(o.step).is_ok()
+                && o.skew.unsigned_abs() <= SKEW_SEARCH_STEPS.unsigned_abs()
+        })
+        .collect();
+    changes.dropped_skew_observations = file
+        .skew_observations()
+        .len()
+        .saturating_sub(observations.len());
     // The same far-off code typed again says nothing new: nothing changes.
     if observations.last().is_some_and(|last| {
         i128::from(last.step).checked_add(i128::from(last.skew)) == Some(i128::from(counter))
@@ -367,7 +386,10 @@ fn learn_skew(
         return Err(Rejected::SkewObserved);
     }
     // Truncated toward zero, as the file format's other writers do.
-    let skew = observations.iter().map(|o| o.skew).sum::<i64>() / observations.len() as i64;
+    // In i128, three i64 values cannot overflow; their mean fits an i64.
+    let sum: i128 = observations.iter().map(|o| i128::from(o.skew)).sum();
+    let count = i128::try_from(observations.len()).unwrap_or(1).max(1);
+    let skew = i64::try_from(sum.checked_div(count).unwrap_or(0)).unwrap_or(0);
     if disallow_reuse {
         if let Err(reused) = mark_used(file, counter, window, changes) {
             file.set_skew_observations(observations);
@@ -565,9 +587,12 @@ pub fn grace_host(remote_host: &[u8]) -> Option<&str> {
 
 /// Whether `host` logged in successfully less than `grace_seconds` ago.
 pub fn in_grace_period(file: &SecretFile, host: &str, now: u64, grace_seconds: u64) -> bool {
-    file.grace_logins()
-        .iter()
-        .any(|g| g.host == host && g.time <= now && now - g.time < grace_seconds)
+    file.grace_logins().iter().any(|g| {
+        g.host == host
+            && now
+                .checked_sub(g.time)
+                .is_some_and(|ago| ago < grace_seconds)
+    })
 }
 
 /// Remembers a successful login from `host` for the grace period, in the
@@ -589,6 +614,7 @@ pub fn record_grace_login(file: &mut SecretFile, host: &str, now: u64) -> Change
     Changes {
         protective: false,
         bookkeeping: true,
+        ..Changes::default()
     }
 }
 

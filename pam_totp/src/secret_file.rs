@@ -270,7 +270,7 @@ fn parse_i64(text: &str) -> Option<i64> {
     match text.strip_prefix('-') {
         Some(rest) => parse_u64(rest)
             .and_then(|n| i64::try_from(n).ok())
-            .map(|n| -n),
+            .and_then(i64::checked_neg),
         None => {
             parse_u64(text.strip_prefix('+').unwrap_or(text)).and_then(|n| i64::try_from(n).ok())
         }
@@ -279,8 +279,9 @@ fn parse_i64(text: &str) -> Option<i64> {
 
 /// The value of `HOTP_COUNTER` as C's `strtol` reads it: an optional sign,
 /// then digits up to the first other byte; no digits, or a value below 1,
-/// give 0 (no counter). Values beyond `i64::MAX` are clamped to it.
-fn leading_counter(text: &str) -> u64 {
+/// give 0 (no counter). A value beyond `i64::MAX` (which no counter can
+/// reach, and C's `strtol` would clamp) is `None`: a broken file.
+fn leading_counter(text: &str) -> Option<u64> {
     let (negative, digits) = match text.as_bytes().first() {
         Some(b'-') => (true, text.get(1..).unwrap_or_default()),
         Some(b'+') => (false, text.get(1..).unwrap_or_default()),
@@ -291,14 +292,12 @@ fn leading_counter(text: &str) -> u64 {
     for digit in digits.bytes().take_while(u8::is_ascii_digit) {
         value = value
             .checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(digit.saturating_sub(b'0'))))
-            .map_or(max, |v| v.min(max));
+            .and_then(|v| v.checked_add(u64::from(digit.saturating_sub(b'0'))))?;
+        if value > max {
+            return None;
+        }
     }
-    if negative {
-        0
-    } else {
-        value
-    }
+    Some(if negative { 0 } else { value })
 }
 
 /// A scratch-code line as the reference module reads one: optional leading
@@ -367,9 +366,9 @@ fn parse_option(body: &str) -> Option<Result<Kind, &'static str>> {
         }
         // Read as the reference module reads it: a leading number, anything
         // else (or nothing) counting as 0, which is not a counter.
-        "HOTP_COUNTER" => Ok(Kind::HotpCounter(leading_counter(
-            values.first().copied().unwrap_or(""),
-        ))),
+        "HOTP_COUNTER" => leading_counter(values.first().copied().unwrap_or(""))
+            .map(Kind::HotpCounter)
+            .ok_or("HOTP_COUNTER"),
         "STEP_SIZE" => single("STEP_SIZE")
             .and_then(|v| parse_in_range(v, 1, MAX_STEP_SECONDS).ok_or("STEP_SIZE"))
             .map(Kind::StepSize),
@@ -406,7 +405,7 @@ fn parse_option(body: &str) -> Option<Result<Kind, &'static str>> {
         other => {
             let slot = other.strip_prefix("LAST")?;
             let slot = match slot.as_bytes() {
-                [d @ b'0'..=b'9'] => d - b'0',
+                [d @ b'0'..=b'9'] => d.saturating_sub(b'0'),
                 _ => return None,
             };
             match values.as_slice() {
@@ -450,11 +449,7 @@ impl SecretFile {
             return Err(error(1, ParseErrorKind::TooLarge));
         }
         let ends_with_newline = bytes.ends_with(b"\n");
-        let body = if ends_with_newline {
-            &bytes[..bytes.len() - 1]
-        } else {
-            bytes
-        };
+        let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
         let mut raw_lines = body.split(|&b| b == b'\n');
         let secret_line = Zeroizing::new(raw_lines.next().unwrap_or_default().to_vec());
         let secret =
@@ -507,7 +502,12 @@ impl SecretFile {
     /// the canonical form.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(Vec::with_capacity(
-            self.secret_line.len() + self.lines.iter().map(|l| l.raw.len() + 1).sum::<usize>() + 1,
+            self.lines
+                .iter()
+                .fold(self.secret_line.len(), |n, l| {
+                    n.saturating_add(l.raw.len()).saturating_add(1)
+                })
+                .saturating_add(1),
         ));
         out.extend_from_slice(&self.secret_line);
         for line in &self.lines {
@@ -992,8 +992,16 @@ mod tests {
             mode("JBSWY3DPEHPK3PXP\n\" TOTP_AUTH\n\" HOTP_COUNTER abc\n"),
             time
         );
+        // Beyond what a counter can reach: a broken file (issue 14).
+        assert!(
+            SecretFile::parse(b"JBSWY3DPEHPK3PXP\n\" HOTP_COUNTER 99999999999999999999999\n")
+                .is_err()
+        );
+        assert!(
+            SecretFile::parse(b"JBSWY3DPEHPK3PXP\n\" HOTP_COUNTER 9223372036854775808\n").is_err()
+        );
         assert_eq!(
-            mode("JBSWY3DPEHPK3PXP\n\" HOTP_COUNTER 99999999999999999999999\n"),
+            mode("JBSWY3DPEHPK3PXP\n\" HOTP_COUNTER 9223372036854775807\n"),
             Mode::Counter {
                 next: u64::try_from(i64::MAX).unwrap()
             }

@@ -217,6 +217,7 @@ impl Scenario {
             probe_authtok: false,
             clock: None,
             timeout: Duration::from_secs(60),
+            as_account: None,
         }
     }
 
@@ -273,6 +274,7 @@ pub struct Login<'a> {
     probe_authtok: bool,
     clock: Option<Clock>,
     timeout: Duration,
+    as_account: Option<(u32, u32)>,
 }
 
 impl Login<'_> {
@@ -400,6 +402,14 @@ impl Login<'_> {
     /// An extra environment variable for the driver process.
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Runs the PAM application (the driver) as this uid and gid, with no
+    /// supplementary groups, instead of as the test: what a program running
+    /// as that user can do with its own PAM stack. Needs root.
+    pub fn as_account(mut self, uid: u32, gid: u32) -> Self {
+        self.as_account = Some((uid, gid));
         self
     }
 
@@ -647,6 +657,15 @@ impl Login<'_> {
         }
         for (key, value) in &self.env {
             command.env(key, value);
+        }
+        if let Some((uid, gid)) = self.as_account {
+            // std clears the supplementary groups when root sets a uid.
+            std::os::unix::process::CommandExt::uid(&mut command, uid);
+            std::os::unix::process::CommandExt::gid(&mut command, gid);
+            // The driver writes its log capture as that user.
+            fs::write(&syslog_file, b"")
+                .and_then(|()| std::os::unix::fs::chown(&syslog_file, Some(uid), Some(gid)))
+                .unwrap_or_else(|e| panic!("cannot prepare {}: {e}", syslog_file.display()));
         }
         Driver::start(command, syslog_file)
     }

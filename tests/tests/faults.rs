@@ -131,8 +131,8 @@ fn disk_full_refuses_the_login_and_keeps_the_file() {
     assert_eq!(contents(&fs), before, "old file intact");
     assert_eq!(
         entries(&fs.0),
-        vec!["filler", "secret"],
-        "no temporary file left"
+        vec!["filler", "secret", "secret.pam_totp-lock"],
+        "no temporary file left (the lock file stays)"
     );
 
     // Space again: the same code (never recorded) now works, once.
@@ -217,7 +217,7 @@ fn killed_between_writing_and_renaming_leaves_the_old_file_and_blocks_nothing() 
         pam_totp_tests::system::remove_stale_pam_wrapper_dirs();
         let leftovers: Vec<String> = entries(rig.dir())
             .into_iter()
-            .filter(|n| n.starts_with("secret") && n != "secret")
+            .filter(|n| n.starts_with("secret") && n != "secret" && !n.ends_with(".pam_totp-lock"))
             .collect();
         let after_kill = rig.read_secret();
         let next = rig.authenticate(&code);
@@ -334,4 +334,25 @@ fn point_14_a_full_disk_is_shown_to_the_user_like_googles_module() {
             .any(|(_, text)| text == "Error \"No space left on device\" while writing config"),
         "{both}"
     );
+}
+
+/// The lock protocol (a lock file beside the secret file) on tmpfs, as on
+/// the ext4/overlay of the other race tests: 8 logins race with one code,
+/// exactly one gets in.
+#[test]
+#[ignore = "needs root: tests/run-all"]
+fn one_code_is_accepted_once_among_racing_logins_on_tmpfs() {
+    if !pam_totp_tests::require_root() {
+        return;
+    }
+    let (scenario, fs) = on_tmpfs(&file(), &[]);
+    let code = totp_now();
+    let outcomes = scenario.login().race(&vec![code; 8]);
+    let logs: Vec<String> = outcomes.iter().map(Outcome::log_text).collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| o.success()).count(),
+        1,
+        "exactly one login: {logs:#?}"
+    );
+    assert_eq!(entries(&fs.0), vec!["secret", "secret.pam_totp-lock"]);
 }

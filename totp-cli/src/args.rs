@@ -148,6 +148,9 @@ pub struct Cli {
     /// With --status, show the secret too
     #[arg(long, requires = "status", conflicts_with_all = ENROLL_ONLY)]
     show_secret: bool,
+
+    #[command(flatten)]
+    store: crate::store_mode::StoreFlags,
 }
 
 /// Flags that only make sense when writing a new secret file.
@@ -253,6 +256,8 @@ pub struct Request {
     pub user: Option<String>,
     pub secret_path: Option<PathBuf>,
     pub quiet: bool,
+    /// `--store` and its companions (see [`crate::store_mode`]).
+    pub store: crate::store_mode::StoreFlags,
 }
 
 /// What parsing the command line came to.
@@ -359,6 +364,7 @@ impl Cli {
             user: self.user,
             secret_path: self.secret_path,
             quiet: self.quiet,
+            store: self.store,
         }
     }
 }

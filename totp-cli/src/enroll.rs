@@ -21,7 +21,6 @@ use crate::{generate, Clock, Console};
 use check::CodeCheck;
 use pam_totp::otp::{hotp, time_step, Secret};
 use pam_totp::secret_file::{RateLimit, SecretFile, DEFAULT_STEP_SECONDS, DEFAULT_WINDOW};
-use pam_totp::store::{self, NewFile};
 use rand::TryCryptoRng;
 use show::{Key, Screen};
 use std::io::Write;
@@ -398,17 +397,8 @@ impl Session<'_> {
 
     fn write(&self, plan: &Plan, key: &NewKey, overwrite: bool) -> Result<(), Error> {
         let file = build_file(plan, key.secret.clone(), &key.scratch, FIRST_HOTP_COUNTER);
-        store::create(
-            &self.target.path,
-            &file.to_bytes(),
-            self.target.access,
-            NewFile {
-                owner: self.target.owner,
-                mode: FILE_MODE,
-            },
-            overwrite,
-        )
-        .map_err(|error| Error::store(&self.target.path, error))
+        // The home layout or the root-only store: the target knows.
+        self.target.create(&file.to_bytes(), FILE_MODE, overwrite)
     }
 
     /// After the file is saved: where, and the scratch codes. Output that

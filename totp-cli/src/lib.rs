@@ -8,6 +8,8 @@
 //! - [`regenerate`]: new scratch codes for an existing file;
 //! - [`status`]: what a file configures;
 //! - [`target`]: whose file, where, and with whose rights;
+//! - [`store_mode`], [`migrate`]: the root-only store (`--store`, `--self`)
+//!   and moving files between it and the home;
 //! - [`qr`], [`uri`], [`prompt`], [`generate`]: the pieces.
 #![deny(unsafe_code)]
 
@@ -15,10 +17,12 @@ pub mod args;
 pub mod enroll;
 pub mod error;
 pub mod generate;
+pub mod migrate;
 pub mod prompt;
 pub mod qr;
 pub mod regenerate;
 pub mod status;
+pub mod store_mode;
 pub mod target;
 #[cfg(test)]
 mod test_support;
@@ -68,6 +72,9 @@ pub fn execute<R: TryCryptoRng + ?Sized>(
     clock: &dyn Clock,
     rng: &mut R,
 ) -> Result<(), Error> {
+    if let Some(dir) = &request.store.store {
+        return store_mode::execute(request, dir, console, clock, rng);
+    }
     let target = target::Target::resolve(request.user.as_deref(), request.secret_path.as_deref())?;
     if let Action::Enroll(_) = request.action {
         if let Some(warning) = target::foreign_home_warning(&target, request.user.is_some()) {

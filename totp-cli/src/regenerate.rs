@@ -25,10 +25,9 @@ pub fn regenerate<R: TryCryptoRng + ?Sized>(
         allowed_mode: DEFAULT_ALLOWED_MODE,
     };
     let path = &target.path;
-    let committed = locked_update::read_decide_write(
-        path,
-        target.access,
-        &rules,
+    let location = target.location(rules)?;
+    let committed = locked_update::read_decide_write_at(
+        &location,
         |file| match generate::scratch_codes(rng, count) {
             Ok(codes) => {
                 file.set_scratch_codes(&codes);

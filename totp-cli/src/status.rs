@@ -18,8 +18,12 @@ pub fn status(target: &Target, show_secret: bool, out: &mut dyn Write) -> Result
         owner: None,
         allowed_mode: 0o7777,
     };
-    let bytes =
-        store::read(path, target.access, &lenient).map_err(|error| explain(target, error))?;
+    // A store file is read with the store's own checks (which are also the
+    // module's: only root's files, in a checked store).
+    let bytes = target
+        .location(lenient)?
+        .read()
+        .map_err(|error| explain(target, error))?;
     let meta = std::fs::symlink_metadata(path).map_err(|error| Error::Store {
         path: path.clone(),
         error: store::StoreError::Io {
@@ -301,6 +305,7 @@ mod tests {
                 path: real.clone(),
                 owner: nobody,
                 access: nobody,
+                store: None,
             };
             let text = status(&target, false, &mut Vec::new())
                 .unwrap_err()

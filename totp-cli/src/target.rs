@@ -8,7 +8,9 @@
 
 use crate::error::Error;
 use nix::unistd::{Uid, User};
-use pam_totp::store::Identity;
+use pam_totp::location::SecretLocation;
+use pam_totp::root_store::{canonical_account, RootStore};
+use pam_totp::store::{self, AccessRules, Identity, NewFile, StoreError};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,18 @@ pub struct Target {
     pub owner: Identity,
     /// Whose file-system rights read and write it.
     pub access: Identity,
+    /// Store mode: the root-only store the file is in (`path` is then
+    /// `<store>/<user>`, and owner and access are root).
+    pub store: Option<InStore>,
+}
+
+/// Where a store-mode file is, and whether it may replace one that exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InStore {
+    pub dir: PathBuf,
+    /// `false` for a self-enrolment that found no file: one that appears
+    /// meanwhile is somebody else's, and is not replaced without its code.
+    pub may_replace: bool,
 }
 
 impl Target {
@@ -36,6 +50,7 @@ impl Target {
             path,
             owner: Identity::current(),
             access: Identity::current(),
+            store: None,
         }
     }
 
@@ -58,6 +73,7 @@ impl Target {
                             path: path.to_path_buf(),
                             owner: me,
                             access: me,
+                            store: None,
                         })
                     }
                     (Ok(None), None) => {
@@ -90,6 +106,7 @@ impl Target {
                 path,
                 owner: me,
                 access: me,
+                store: None,
             });
         }
         if !me.uid.is_root() {
@@ -111,7 +128,52 @@ impl Target {
             path,
             owner,
             access,
+            store: None,
         })
+    }
+
+    /// The file as the module reaches it: by path as `access`, or in the
+    /// store (checked again now, as at every login).
+    pub fn location(&self, rules: AccessRules) -> Result<SecretLocation, Error> {
+        match &self.store {
+            None => Ok(SecretLocation::Path {
+                path: self.path.clone(),
+                identity: self.access,
+                rules,
+            }),
+            Some(InStore { dir, .. }) => {
+                let account = canonical_account(&self.user)
+                    .map_err(|problem| Error::User(format!("{}: {problem}", self.user)))?;
+                let store = RootStore::open(dir).map_err(|e| Error::store(dir, e.into()))?;
+                Ok(SecretLocation::Store { store, account })
+            }
+        }
+    }
+
+    /// Writes a new secret file durably with `mode` (see
+    /// [`store::create`] and [`RootStore::create`]).
+    pub fn create(&self, bytes: &[u8], mode: u32, overwrite: bool) -> Result<(), Error> {
+        let result = match &self.store {
+            None => store::create(
+                &self.path,
+                bytes,
+                self.access,
+                NewFile {
+                    owner: self.owner,
+                    mode,
+                },
+                overwrite,
+            ),
+            Some(InStore { dir, may_replace }) => {
+                let account = canonical_account(&self.user)
+                    .map_err(|problem| Error::User(format!("{}: {problem}", self.user)))?;
+                let overwrite = overwrite && *may_replace;
+                RootStore::open_or_create(dir)
+                    .and_then(|store| store.create(&account, bytes, mode, overwrite))
+                    .map_err(StoreError::from)
+            }
+        };
+        result.map_err(|error| Error::store(&self.path, error))
     }
 }
 

@@ -5,6 +5,7 @@ use crate::otp::{hotp, time_step, Secret};
 use std::collections::VecDeque;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 
 const SECRET: &str = "JBSWY3DPEHPK3PXP";
 const NOW: u64 = 1_700_000_015;
@@ -757,7 +758,7 @@ fn hostile_files_table() {
         (
             "absurd counter",
             format!("{SECRET}\n\" HOTP_COUNTER 18446744073709551615\n"),
-            Some("invalid verification code"),
+            Some("invalid value for HOTP_COUNTER"),
         ),
     ];
     for (name, contents, refused) in table {
@@ -867,4 +868,28 @@ fn only_a_bare_code_is_taken_at_the_prompt() {
     assert!(s.contents().contains("12345678"), "scratch code kept");
     s.answer(good.as_str());
     assert_eq!(s.run(&[], NOW), Status::Success);
+}
+
+/// Issue 14, finding 7: the refusals of an unknown user and of an
+/// unenrolled one (no nullok) do the same code-checking work as a wrong
+/// code for an enrolled user (a file without RATE_LIMIT/DISALLOW_REUSE),
+/// counted in HOTP computations rather than timed.
+#[test]
+fn refusals_do_the_same_work_whoever_is_refused() {
+    let work = |s: &mut Scenario| {
+        s.answer("000000");
+        crate::otp::HOTP_CALLS.with(|c| c.set(0));
+        assert_eq!(s.run(&[], NOW), Status::AuthErr, "{}", s.last_log());
+        crate::otp::HOTP_CALLS.with(|c| c.get())
+    };
+    let file = format!("{SECRET}\n\" TOTP_AUTH\n\" WINDOW_SIZE 3\n");
+    let mut enrolled = Scenario::new("work-wrong", &file);
+    // A code that matches nowhere near: the window and the whole skew search.
+    let wrong = work(&mut enrolled);
+    assert!(wrong > 1_000, "the skew search ran: {wrong}");
+    let mut unknown = Scenario::new("work-unknown", &file);
+    unknown.pam.user = Some("no-such-user-pam-totp".into());
+    let mut unenrolled = Scenario::new("work-unenrolled", "");
+    assert_eq!(work(&mut unknown), wrong, "unknown user");
+    assert_eq!(work(&mut unenrolled), wrong, "unenrolled user");
 }
