@@ -15,6 +15,7 @@
 
 pub mod clock;
 mod ffi;
+pub mod fleet;
 pub mod module;
 pub mod options;
 pub mod otp;
