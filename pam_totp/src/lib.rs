@@ -9,6 +9,7 @@
 //!   codes, clock skew, grace period), with time as a parameter;
 //! - [`options`] and [`path`]: the module arguments and `secret=` expansion;
 //! - [`store`]: every read and write of a secret file;
+//! - [`locked_update`]: the one locked read-decide-write path;
 //! - [`module`]: one authentication from start to end;
 //! - `ffi`: the libpam entry points, the only `unsafe` code.
 #![deny(unsafe_code)]
@@ -16,6 +17,7 @@
 pub mod clock;
 mod ffi;
 pub mod fleet;
+pub mod locked_update;
 pub mod module;
 pub mod options;
 pub mod otp;

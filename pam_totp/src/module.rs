@@ -23,9 +23,10 @@
 //! code or the secret.
 
 pub use crate::clock::{Clock, SystemClock};
+use crate::locked_update::{self, BeforeCommit, Decided, LocalOnly, Saved, UpdateError};
 use crate::options::{ModuleOptions, OptionError, PassMode};
 use crate::path::{self, PathError, DEFAULT_SECRET_PATH};
-use crate::policy::{self, Accepted, Changes, Rejected};
+use crate::policy::{self, in_grace_period, Accepted, Decision, Rejected};
 use crate::secret_file::{ParseError, SecretFile};
 use crate::store::{self, AccessRules, Identity, StoreError};
 use nix::unistd::User;
@@ -156,9 +157,21 @@ struct Target {
 
 /// Runs one authentication and logs its outcome.
 pub fn authenticate<A: AsRef<[u8]>>(pam: &mut dyn Pam, args: &[A], clock: &dyn Clock) -> Status {
+    authenticate_with(pam, args, clock, &mut LocalOnly)
+}
+
+/// [`authenticate`] with a check between each local decision and its save
+/// (see [`CommitCheck`]).
+pub fn authenticate_with<A: AsRef<[u8]>>(
+    pam: &mut dyn Pam,
+    args: &[A],
+    clock: &dyn Clock,
+    commit_check: &mut dyn CommitCheck,
+) -> Status {
     let mut session = Session {
         pam,
         clock,
+        commit_check,
         options: ModuleOptions::default(),
         user: None,
         host: None,
@@ -175,6 +188,7 @@ pub fn authenticate<A: AsRef<[u8]>>(pam: &mut dyn Pam, args: &[A], clock: &dyn C
 struct Session<'a> {
     pam: &'a mut dyn Pam,
     clock: &'a dyn Clock,
+    commit_check: &'a mut dyn CommitCheck,
     options: ModuleOptions,
     user: Option<String>,
     /// PAM_RHOST if it is a plain host name or address (see
@@ -355,28 +369,18 @@ impl Session<'_> {
             return Ok(None);
         };
         let now = self.clock.now();
-        if !policy::in_grace_period(file, &host, now, grace) {
+        if !in_grace_period(file, &host, now, grace) {
             return Ok(None);
         }
         // Re-check under the lock, and count the login against the rate limit.
-        let (decision, saved) =
-            store::update(&target.path, target.identity, &target.rules, |bytes| {
-                let Ok(mut file) = SecretFile::parse(bytes) else {
-                    return (None, None);
-                };
-                if !policy::in_grace_period(&file, &host, now, grace) {
-                    return (None, None);
-                }
-                let decision = policy::check_codeless_attempt(&mut file, now);
-                let new = decision.changes.any().then(|| file.to_bytes());
-                (Some(decision), new)
-            })
-            .map_err(Failure::File)?;
-        let Some(decision) = decision else {
-            return Ok(None);
-        };
-        self.settle(decision.verdict, decision.changes, saved)
-            .map(Some)
+        let settled = self.decide_locked(target, |file| {
+            in_grace_period(file, &host, now, grace)
+                .then(|| Attempt::alone(policy::check_codeless_attempt(file, now)))
+        })?;
+        match settled {
+            Some(settled) => self.settle(settled).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Refuses, without asking for a code, an attempt over the rate limit.
@@ -391,20 +395,11 @@ impl Session<'_> {
         if policy::refuse_if_rate_limited(&mut file.clone(), now).is_none() {
             return Ok(());
         }
-        let (decision, saved) =
-            store::update(&target.path, target.identity, &target.rules, |bytes| {
-                let Ok(mut file) = SecretFile::parse(bytes) else {
-                    return (None, None);
-                };
-                let decision = policy::refuse_if_rate_limited(&mut file, now);
-                let new = decision.is_some().then(|| file.to_bytes());
-                (decision, new)
-            })
-            .map_err(Failure::File)?;
-        match decision {
-            Some(decision) => self
-                .settle(decision.verdict, decision.changes, saved)
-                .map(drop),
+        let settled = self.decide_locked(target, |file| {
+            policy::refuse_if_rate_limited(file, now).map(Attempt::alone)
+        })?;
+        match settled {
+            Some(settled) => self.settle(settled).map(drop),
             None => Ok(()),
         }
     }
@@ -429,23 +424,26 @@ impl Session<'_> {
             self.options.grace_period,
             self.host.clone(),
         );
-        let ((decision, winner), saved) =
-            store::update(&target.path, target.identity, &target.rules, |bytes| {
-                let mut file = match SecretFile::parse(bytes) {
-                    Ok(file) => file,
-                    Err(e) => return ((Err(e), None), None),
-                };
-                let (mut decision, winner) =
-                    policy::check_candidates(&mut file, &codes, now, &policy_options);
-                if let (Ok(_), Some(_), Some(host)) = (decision.verdict, grace, &host) {
-                    let bookkeeping = policy::record_grace_login(&mut file, host, now);
-                    decision.changes.bookkeeping |= bookkeeping.bookkeeping;
-                }
-                let new = decision.changes.any().then(|| file.to_bytes());
-                ((Ok(decision), winner), new)
+        let settled = self.decide_locked(target, |file| {
+            let (mut decision, candidate) =
+                policy::check_candidates(file, &codes, now, &policy_options);
+            if let (Ok(_), Some(_), Some(host)) = (decision.verdict, grace, &host) {
+                let bookkeeping = policy::record_grace_login(file, host, now);
+                decision.changes.bookkeeping |= bookkeeping.bookkeeping;
+            }
+            Some(Attempt {
+                decision,
+                candidate,
             })
-            .map_err(Failure::File)?;
-        let decision = decision.map_err(Failure::Parse)?;
+        })?;
+        // The decide step above always decides; fail closed all the same.
+        let Some(settled) = settled else {
+            return Err(Failure::Rejected {
+                why: Rejected::WrongCode,
+                unsaved: None,
+            });
+        };
+        let winner = settled.candidate;
         if split {
             // The password goes on even after a wrong code, so the next module
             // judges the same password the user typed.
@@ -459,31 +457,108 @@ impl Session<'_> {
                 }
             }
         }
-        self.settle(decision.verdict, decision.changes, saved)
-            .map(Success::Accepted)
+        self.settle(settled).map(Success::Accepted)
+    }
+
+    /// The one locked read-decide-write of a login: `decide` judges the file
+    /// as it is under the lock (`None`: nothing to decide any more), the
+    /// commit check (shared state) has the last word, and the file is saved
+    /// if the decision changed it. A file that is corrupt under the lock is
+    /// refused.
+    fn decide_locked(
+        &mut self,
+        target: &Target,
+        decide: impl FnOnce(&mut SecretFile) -> Option<Attempt>,
+    ) -> Result<Option<Settled>, Failure> {
+        let decide = |file: &mut SecretFile| {
+            let outcome = decide(file);
+            let changed = outcome.as_ref().is_some_and(|a| a.decision.changes.any());
+            Decided { outcome, changed }
+        };
+        let mut check = CheckAdapter(&mut *self.commit_check);
+        let committed = locked_update::read_decide_write(
+            &target.path,
+            target.identity,
+            &target.rules,
+            decide,
+            &mut check,
+        )
+        .map_err(|error| match error {
+            UpdateError::Store(e) => Failure::File(e),
+            UpdateError::Parse(e) => Failure::Parse(e),
+        })?;
+        Ok(committed.outcome.map(|attempt| Settled {
+            decision: attempt.decision,
+            candidate: attempt.candidate,
+            saved: committed.saved,
+        }))
     }
 
     /// Combines the verdict with whether its changes were saved.
-    fn settle(
-        &self,
-        verdict: Result<Accepted, Rejected>,
-        changes: Changes,
-        saved: Result<(), StoreError>,
-    ) -> Result<Accepted, Failure> {
-        match (verdict, saved) {
-            (Ok(accepted), Ok(())) => Ok(accepted),
-            (Ok(accepted), Err(e)) if !changes.protective && self.options.allow_readonly => {
+    fn settle(&self, settled: Settled) -> Result<Accepted, Failure> {
+        let Settled {
+            decision, saved, ..
+        } = settled;
+        match (decision.verdict, saved.error()) {
+            (Ok(accepted), None) => Ok(accepted),
+            (Ok(accepted), Some(e))
+                if !decision.changes.protective && self.options.allow_readonly =>
+            {
                 self.pam.log(
                     Priority::Warning,
                     &self.line(&format!("allow_readonly: bookkeeping not saved: {e}")),
                 );
                 Ok(accepted)
             }
-            (Ok(_), Err(e)) => Err(Failure::NotSaved(e)),
-            (Err(why), saved) => Err(Failure::Rejected {
-                why,
-                unsaved: saved.err(),
-            }),
+            (Ok(_), Some(e)) => Err(Failure::NotSaved(e)),
+            (Err(why), unsaved) => Err(Failure::Rejected { why, unsaved }),
+        }
+    }
+}
+
+/// One attempt judged under the lock: the decision and, for a password
+/// with a code at its end, which reading of it was accepted.
+#[derive(Debug)]
+pub struct Attempt {
+    pub decision: Decision,
+    pub candidate: Option<usize>,
+}
+
+impl Attempt {
+    fn alone(decision: Decision) -> Attempt {
+        Attempt {
+            decision,
+            candidate: None,
+        }
+    }
+}
+
+/// An attempt after the commit: the decision and whether it was saved.
+struct Settled {
+    decision: Decision,
+    candidate: Option<usize>,
+    saved: Saved,
+}
+
+/// A check consulted under the file's lock after the local decision and
+/// before it is saved: the seam for a fleet-wide shared state (for example
+/// refusing a code another host has already used). It may change the
+/// decision; the file is saved if the decision's changes then say so.
+pub trait CommitCheck {
+    fn before_commit(&mut self, attempt: &mut Attempt, file: &mut SecretFile);
+}
+
+impl CommitCheck for LocalOnly {
+    fn before_commit(&mut self, _: &mut Attempt, _: &mut SecretFile) {}
+}
+
+struct CheckAdapter<'a>(&'a mut dyn CommitCheck);
+
+impl BeforeCommit<Option<Attempt>> for CheckAdapter<'_> {
+    fn before_commit(&mut self, decided: &mut Decided<Option<Attempt>>, file: &mut SecretFile) {
+        if let Some(attempt) = decided.outcome.as_mut() {
+            self.0.before_commit(attempt, file);
+            decided.changed = attempt.decision.changes.any();
         }
     }
 }

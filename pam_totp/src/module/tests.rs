@@ -719,3 +719,44 @@ fn hostile_files_table() {
         }
     }
 }
+
+/// A commit check that refuses every accepted code, as a shared state
+/// would refuse a code another host used first.
+struct RefuseAccepted {
+    seen: usize,
+}
+
+impl CommitCheck for RefuseAccepted {
+    fn before_commit(&mut self, attempt: &mut Attempt, file: &mut SecretFile) {
+        self.seen += 1;
+        assert!(
+            file.rate_limit().is_some(),
+            "the check sees the locked file"
+        );
+        if attempt.decision.verdict.is_ok() {
+            attempt.decision.verdict = Err(Rejected::Reused);
+        }
+    }
+}
+
+#[test]
+fn commit_check_has_the_last_word_and_the_attempt_is_still_saved() {
+    let mut s = Scenario::new(
+        "commit-check",
+        "JBSWY3DPEHPK3PXP\n\" RATE_LIMIT 3 30\n\" TOTP_AUTH\n",
+    );
+    s.answer(code(NOW, 0));
+    let secret = format!("secret={}", s.file().display());
+    let mut check = RefuseAccepted { seen: 0 };
+    let status = authenticate_with(&mut s.pam, &[secret.as_str()], &FixedClock(NOW), &mut check);
+    assert_eq!(status, Status::AuthErr);
+    assert_eq!(check.seen, 1);
+    assert!(s.last_log().contains("already used"), "{}", s.last_log());
+    // The rate-limit count decided locally was saved with the refusal.
+    assert!(
+        s.contents()
+            .contains(&format!("\" RATE_LIMIT 3 30 {NOW}\n")),
+        "{}",
+        s.contents()
+    );
+}
