@@ -18,6 +18,7 @@ const PAM_SUCCESS: c_int = 0;
 const PAM_SERVICE_ERR: c_int = 3;
 const PAM_SYSTEM_ERR: c_int = 4;
 const PAM_AUTH_ERR: c_int = 7;
+const PAM_AUTHINFO_UNAVAIL: c_int = 9;
 const PAM_CONV_ERR: c_int = 19;
 const PAM_IGNORE: c_int = 25;
 
@@ -40,6 +41,7 @@ fn pam_code(status: Status) -> c_int {
         Status::AuthErr => PAM_AUTH_ERR,
         Status::ServiceErr => PAM_SERVICE_ERR,
         Status::ConvErr => PAM_CONV_ERR,
+        Status::AuthInfoUnavail => PAM_AUTHINFO_UNAVAIL,
     }
 }
 

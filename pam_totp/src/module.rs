@@ -23,6 +23,7 @@
 //! code or the secret.
 
 pub use crate::clock::{Clock, SystemClock};
+use crate::fleet::{self, FailurePolicy, FleetCheck};
 use crate::locked_update::{self, BeforeCommit, Decided, LocalOnly, Saved, UpdateError};
 use crate::options::{ModuleOptions, OptionError, PassMode};
 use crate::path::{self, PathError, DEFAULT_SECRET_PATH};
@@ -30,8 +31,9 @@ use crate::policy::{self, in_grace_period, Accepted, Decision, Rejected};
 use crate::secret_file::{ParseError, SecretFile};
 use crate::store::{self, AccessRules, Identity, StoreError};
 use nix::unistd::User;
+use std::cell::RefCell;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 pub const DEFAULT_PROMPT: &str = "Verification code: ";
@@ -70,6 +72,9 @@ pub enum Status {
     AuthErr,
     ServiceErr,
     ConvErr,
+    /// Fleet mode with `failure_policy = closed`: the shared state could
+    /// not be used (PAM_AUTHINFO_UNAVAIL).
+    AuthInfoUnavail,
 }
 
 #[derive(Debug)]
@@ -95,6 +100,9 @@ enum Failure {
         unsaved: Option<StoreError>,
     },
     NotSaved(StoreError),
+    /// `shared_state=` names a configuration that cannot be used, and the
+    /// PAM line's `shared_state_policy` is closed.
+    SharedConfig(fleet::ConfigError),
 }
 
 impl Failure {
@@ -103,6 +111,11 @@ impl Failure {
         match self {
             Failure::Options(_) | Failure::UnknownFileUser(_) => Status::ServiceErr,
             Failure::Conversation => Status::ConvErr,
+            Failure::SharedConfig(_)
+            | Failure::Rejected {
+                why: Rejected::SharedStateUnavailable,
+                ..
+            } => Status::AuthInfoUnavail,
             // An unknown user fails like a wrong code: a stack with custom
             // control values must not treat the two differently.
             Failure::NoUser
@@ -144,6 +157,10 @@ impl fmt::Display for Failure {
                 f,
                 "code was valid but the secret file could not be updated, so the login is refused: {e}"
             ),
+            Failure::SharedConfig(e) => write!(
+                f,
+                "shared state configuration unusable ({e}); shared_state_policy=closed refuses the login"
+            ),
         }
     }
 }
@@ -172,6 +189,7 @@ pub fn authenticate_with<A: AsRef<[u8]>>(
         pam,
         clock,
         commit_check,
+        fleet: None,
         options: ModuleOptions::default(),
         user: None,
         host: None,
@@ -189,6 +207,9 @@ struct Session<'a> {
     pam: &'a mut dyn Pam,
     clock: &'a dyn Clock,
     commit_check: &'a mut dyn CommitCheck,
+    /// Fleet mode (`shared_state=`): the shared-state step, used instead of
+    /// `commit_check`.
+    fleet: Option<FleetCheck>,
     options: ModuleOptions,
     user: Option<String>,
     /// PAM_RHOST if it is a plain host name or address (see
@@ -238,9 +259,65 @@ impl Session<'_> {
             Err(failure @ (Failure::File(_) | Failure::Parse(_) | Failure::NotSaved(_))) => {
                 (Priority::Error, failure.to_string())
             }
+            Err(failure @ Failure::SharedConfig(_)) => (Priority::Error, failure.to_string()),
+            Err(Failure::Rejected {
+                why: Rejected::SharedStateUnavailable,
+                unsaved,
+            }) => {
+                let reason = self
+                    .fleet
+                    .as_ref()
+                    .and_then(FleetCheck::failure)
+                    .map_or_else(|| "no answer".to_owned(), ToString::to_string);
+                let mut message = format!(
+                    "shared state unavailable ({reason}); failure_policy closed refuses the login"
+                );
+                if let Some(e) = unsaved {
+                    message.push_str(&format!(" (and the attempt could not be recorded: {e})"));
+                }
+                (Priority::Error, message)
+            }
             Err(failure) => (Priority::Notice, failure.to_string()),
         };
+        if let Some(fleet) = &self.fleet {
+            if let (FailurePolicy::Local, Some(e)) = (fleet.policy(), fleet.failure()) {
+                self.pam.log(
+                    Priority::Error,
+                    &self.line(&format!(
+                        "shared state unavailable ({e}); decided with the local file alone (failure_policy local)"
+                    )),
+                );
+            }
+        }
         self.pam.log(priority, &self.line(&message));
+    }
+
+    /// Fleet mode: loads the shared-state configuration named on the PAM
+    /// line. One that cannot be used (unreadable by an unprivileged PAM
+    /// stack, insecure, invalid) is logged; `shared_state_policy` says
+    /// whether the login then goes on with the local file alone.
+    fn load_shared_state(&mut self) -> Result<(), Failure> {
+        let Some(path) = self.options.shared_state.clone() else {
+            return Ok(());
+        };
+        match fleet::Config::load(Path::new(&path)) {
+            Ok(config) => {
+                self.fleet = Some(FleetCheck::new(config));
+                Ok(())
+            }
+            Err(e) if self.options.shared_state_policy == FailurePolicy::Closed => {
+                Err(Failure::SharedConfig(e))
+            }
+            Err(e) => {
+                self.pam.log(
+                    Priority::Error,
+                    &self.line(&format!(
+                        "shared state configuration unusable ({e}); deciding with the local file alone (shared_state_policy local)"
+                    )),
+                );
+                Ok(())
+            }
+        }
     }
 
     fn run<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Success, Failure> {
@@ -251,6 +328,7 @@ impl Session<'_> {
             .pam
             .remote_host()
             .and_then(|h| policy::grace_host(&h).map(str::to_owned));
+        self.load_shared_state()?;
 
         let target = match self.locate(&user)? {
             Some(target) => target,
@@ -373,7 +451,7 @@ impl Session<'_> {
             return Ok(None);
         }
         // Re-check under the lock, and count the login against the rate limit.
-        let settled = self.decide_locked(target, |file| {
+        let settled = self.decide_locked(target, None, |file| {
             in_grace_period(file, &host, now, grace)
                 .then(|| Attempt::alone(policy::check_codeless_attempt(file, now)))
         })?;
@@ -395,7 +473,7 @@ impl Session<'_> {
         if policy::refuse_if_rate_limited(&mut file.clone(), now).is_none() {
             return Ok(());
         }
-        let settled = self.decide_locked(target, |file| {
+        let settled = self.decide_locked(target, None, |file| {
             policy::refuse_if_rate_limited(file, now).map(Attempt::alone)
         })?;
         match settled {
@@ -424,7 +502,7 @@ impl Session<'_> {
             self.options.grace_period,
             self.host.clone(),
         );
-        let settled = self.decide_locked(target, |file| {
+        let settled = self.decide_locked(target, Some(now), |file| {
             let (mut decision, candidate) =
                 policy::check_candidates(file, &codes, now, &policy_options);
             if let (Ok(_), Some(_), Some(host)) = (decision.verdict, grace, &host) {
@@ -468,14 +546,24 @@ impl Session<'_> {
     fn decide_locked(
         &mut self,
         target: &Target,
+        judging_code_at: Option<u64>,
         decide: impl FnOnce(&mut SecretFile) -> Option<Attempt>,
     ) -> Result<Option<Settled>, Failure> {
+        let check: &mut dyn CommitCheck = match &mut self.fleet {
+            Some(fleet) => fleet,
+            None => &mut *self.commit_check,
+        };
+        // Both steps below reach the same check, one after the other.
+        let check = RefCell::new(check);
         let decide = |file: &mut SecretFile| {
-            let outcome = decide(file);
+            let first = judging_code_at
+                .and_then(|now| check.borrow_mut().before_judging(file, now))
+                .map(Attempt::alone);
+            let outcome = first.or_else(|| decide(file));
             let changed = outcome.as_ref().is_some_and(|a| a.decision.changes.any());
             Decided { outcome, changed }
         };
-        let mut check = CheckAdapter(&mut *self.commit_check);
+        let mut check = CheckAdapter(&check);
         let committed = locked_update::read_decide_write(
             &target.path,
             target.identity,
@@ -545,6 +633,12 @@ struct Settled {
 /// refusing a code another host has already used). It may change the
 /// decision; the file is saved if the decision's changes then say so.
 pub trait CommitCheck {
+    /// Under the lock, before a typed code is judged (not for codeless
+    /// steps): may decide the attempt itself, e.g. refuse it over a
+    /// fleet-wide limit, so that the code is not even checked.
+    fn before_judging(&mut self, _file: &SecretFile, _now: u64) -> Option<Decision> {
+        None
+    }
     fn before_commit(&mut self, attempt: &mut Attempt, file: &mut SecretFile);
 }
 
@@ -552,12 +646,12 @@ impl CommitCheck for LocalOnly {
     fn before_commit(&mut self, _: &mut Attempt, _: &mut SecretFile) {}
 }
 
-struct CheckAdapter<'a>(&'a mut dyn CommitCheck);
+struct CheckAdapter<'a, 'b>(&'a RefCell<&'b mut dyn CommitCheck>);
 
-impl BeforeCommit<Option<Attempt>> for CheckAdapter<'_> {
+impl BeforeCommit<Option<Attempt>> for CheckAdapter<'_, '_> {
     fn before_commit(&mut self, decided: &mut Decided<Option<Attempt>>, file: &mut SecretFile) {
         if let Some(attempt) = decided.outcome.as_mut() {
-            self.0.before_commit(attempt, file);
+            self.0.borrow_mut().before_commit(attempt, file);
             decided.changed = attempt.decision.changes.any();
         }
     }

@@ -2,6 +2,7 @@
 //! file. Unknown or malformed arguments are errors: a typo must not quietly
 //! weaken a login.
 
+use crate::fleet::FailurePolicy;
 use crate::policy;
 use crate::store::DEFAULT_ALLOWED_MODE;
 use std::fmt;
@@ -50,6 +51,13 @@ pub struct ModuleOptions {
     pub grace_period: Option<u64>,
     /// `allow_readonly`: see [`crate::module`] for exactly what it permits.
     pub allow_readonly: bool,
+    /// `shared_state[=PATH]`: fleet mode, configured by PATH (default
+    /// /etc/security/pam_totp_shared.conf).
+    pub shared_state: Option<String>,
+    /// `shared_state_policy=local|closed`: what to do when that file cannot
+    /// be used (an unprivileged PAM stack cannot read it); the file's own
+    /// `failure_policy` governs an unreachable store.
+    pub shared_state_policy: FailurePolicy,
 }
 
 impl Default for ModuleOptions {
@@ -68,6 +76,8 @@ impl Default for ModuleOptions {
             allowed_mode: DEFAULT_ALLOWED_MODE,
             grace_period: None,
             allow_readonly: false,
+            shared_state: None,
+            shared_state_policy: FailurePolicy::Local,
         }
     }
 }
@@ -164,6 +174,19 @@ impl ModuleOptions {
                 ("no_increment_hotp", None) => options.policy.advance_hotp_on_failure = false,
                 ("no_strict_owner", None) => options.strict_owner = false,
                 ("allow_readonly", None) => options.allow_readonly = true,
+                ("shared_state", None) => {
+                    options.shared_state = Some(crate::fleet::config::DEFAULT_PATH.to_owned())
+                }
+                ("shared_state", Some(v)) => {
+                    options.shared_state = Some(non_empty("shared_state", v)?)
+                }
+                ("shared_state_policy", Some(v)) => {
+                    options.shared_state_policy =
+                        FailurePolicy::parse(v).ok_or(OptionError::BadValue {
+                            option: "shared_state_policy",
+                            reason: "local or closed",
+                        })?
+                }
                 _ => return Err(OptionError::Unknown(arg.to_owned())),
             }
         }

@@ -15,6 +15,7 @@
 //! Key names come from [`keys`]; the configuration from [`config`]; the
 //! wire protocol and the deadline from [`resp`].
 
+mod check;
 pub mod config;
 pub mod keys;
 pub mod resp;
@@ -22,6 +23,7 @@ mod tls;
 
 use crate::policy::{Accepted, SKEW_SEARCH_STEPS};
 use crate::secret_file::{Mode, SecretFile, MAX_WINDOW};
+pub use check::FleetCheck;
 pub use config::{Config, ConfigError, FailurePolicy, FleetLimit};
 use keys::UserKeys;
 use resp::{remaining, ClientError, Connection, Reply, Stream};
@@ -73,7 +75,11 @@ impl fmt::Display for FleetError {
         match self {
             FleetError::Config(e) => write!(f, "configuration: {e}"),
             FleetError::Client(e) => write!(f, "{e}"),
-            FleetError::Refused(e) => write!(f, "the server refused: {}", e.escape_debug()),
+            FleetError::Refused(e) => {
+                // The server's text, minus anything that could forge a log line.
+                let text: String = e.chars().filter(|c| !c.is_control()).take(200).collect();
+                write!(f, "the server refused: {text}")
+            }
             FleetError::UnderReplicated { acked, wanted } => write!(
                 f,
                 "marker acknowledged by {acked} replicas, min_replicas is {wanted}"

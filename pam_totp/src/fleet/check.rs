@@ -1,0 +1,131 @@
+//! The shared state's step inside the one locked read-decide-write path
+//! ([`crate::module::CommitCheck`]). Order, all under the user's lock:
+//! local rate limit → fleet rate limit ([`CommitCheck::before_judging`]) →
+//! the local verification → the local reuse check → the shared marker
+//! ([`CommitCheck::before_commit`]) → the file is saved.
+//!
+//! Only a code the local file accepted ever creates a marker. A crash
+//! between marker and save errs on the safe side: the code is marked used
+//! fleet-wide, and the user waits for the next one.
+
+use super::{claims, fleet_limit, Claim, Config, FailurePolicy, FleetError, Link};
+use crate::fleet::keys::UserKeys;
+use crate::module::{Attempt, CommitCheck};
+use crate::policy::{self, Changes, Decision, Rejected};
+use crate::secret_file::SecretFile;
+
+pub struct FleetCheck {
+    config: Config,
+    /// This attempt's connection; a new one (and a new deadline) per attempt.
+    link: Option<(Link, UserKeys)>,
+    /// The file as it was before the local verification.
+    before: Option<SecretFile>,
+    /// The fleet-wide attempt was counted (once per pam_sm_authenticate).
+    counted: bool,
+    /// The first time the store gave no usable answer in this login.
+    failure: Option<FleetError>,
+}
+
+fn refused(why: Rejected) -> Decision {
+    Decision {
+        verdict: Err(why),
+        changes: Changes::default(),
+    }
+}
+
+impl FleetCheck {
+    pub fn new(config: Config) -> FleetCheck {
+        FleetCheck {
+            config,
+            link: None,
+            before: None,
+            counted: false,
+            failure: None,
+        }
+    }
+
+    pub fn policy(&self) -> FailurePolicy {
+        self.config.failure_policy
+    }
+
+    /// Why the store failed in this login, if it did.
+    pub fn failure(&self) -> Option<&FleetError> {
+        self.failure.as_ref()
+    }
+
+    /// Records a failure; the store is not used again in this attempt.
+    fn fail(&mut self, error: FleetError) {
+        self.link = None;
+        self.before = None;
+        if self.failure.is_none() {
+            self.failure = Some(error);
+        }
+    }
+}
+
+impl CommitCheck for FleetCheck {
+    fn before_judging(&mut self, file: &SecretFile, now: u64) -> Option<Decision> {
+        self.link = None;
+        self.before = None;
+        if policy::refuse_if_rate_limited(&mut file.clone(), now).is_some() {
+            // The local limit refuses (and counts) this attempt first.
+            return None;
+        }
+        let keys = UserKeys::new(file.secret(), &self.config.namespace);
+        let mut link = match Link::open(&self.config) {
+            Ok(link) => link,
+            Err(error) => {
+                self.fail(error);
+                return (self.policy() == FailurePolicy::Closed)
+                    .then(|| refused(Rejected::SharedStateUnavailable));
+            }
+        };
+        if !self.counted {
+            self.counted = true;
+            if let Some((attempts, seconds)) = fleet_limit(&self.config, file) {
+                match link.count_attempt(&keys, attempts, seconds) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return Some(refused(Rejected::FleetRateLimited { attempts, seconds }))
+                    }
+                    Err(error) => {
+                        self.fail(error);
+                        return (self.policy() == FailurePolicy::Closed)
+                            .then(|| refused(Rejected::SharedStateUnavailable));
+                    }
+                }
+            }
+        }
+        self.link = Some((link, keys));
+        self.before = Some(file.clone());
+        None
+    }
+
+    fn before_commit(&mut self, attempt: &mut Attempt, file: &mut SecretFile) {
+        let (Some(before), Some((mut link, keys))) = (self.before.take(), self.link.take()) else {
+            return;
+        };
+        let Ok(accepted) = attempt.decision.verdict else {
+            return;
+        };
+        for claim in claims(&before, file, accepted) {
+            match link.claim(&keys, claim) {
+                Ok(true) => {}
+                Ok(false) => {
+                    // The file keeps what it recorded: the code is spent here too.
+                    attempt.decision.verdict = Err(Rejected::UsedOnAnotherHost {
+                        scratch: matches!(claim, Claim::Scratch { .. }),
+                    });
+                    return;
+                }
+                Err(error) => {
+                    self.fail(error);
+                    if self.policy() == FailurePolicy::Closed {
+                        attempt.decision.verdict = Err(Rejected::SharedStateUnavailable);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
