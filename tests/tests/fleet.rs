@@ -79,39 +79,52 @@ struct Redis {
     child: Option<Child>,
     port: u16,
     args: Vec<String>,
+    /// redis-cli's TLS flags, for a TLS-only server.
+    cli_tls: Vec<String>,
     dir: PathBuf,
 }
 
 impl Redis {
     fn start(name: &str, extra: &[String]) -> Redis {
         let port = free_port();
+        Redis::start_with(name, port, &["--port".into(), port.to_string()], extra, &[])
+    }
+
+    fn start_with(
+        name: &str,
+        port: u16,
+        listen: &[String],
+        extra: &[String],
+        cli_tls: &[String],
+    ) -> Redis {
         let dir = std::env::temp_dir().join(format!("tf_redis-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
-        let mut args: Vec<String> = [
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--requirepass",
-            ADMIN_PASSWORD,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut args: Vec<String> = listen.to_vec();
+        args.extend(
+            [
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                dir.to_str().unwrap(),
+                "--requirepass",
+                ADMIN_PASSWORD,
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
         args.extend(extra.iter().cloned());
         let mut redis = Redis {
             child: None,
             port,
             args,
+            cli_tls: cli_tls.to_vec(),
             dir,
         };
         redis.launch();
@@ -163,6 +176,7 @@ impl Redis {
                 "--no-auth-warning",
             ])
             .args(["-a", ADMIN_PASSWORD])
+            .args(&self.cli_tls)
             .args(args)
             .output()
             .ok()?;
@@ -498,11 +512,12 @@ fn the_file_rate_limit_is_the_fleet_limit_unless_the_config_says_otherwise() {
 /// `closed` answers PAM_AUTHINFO_UNAVAIL. Never a login without a valid
 /// code, and always within the budget plus slack.
 fn check_fault(name: &str, redis: &Redis, config_extra: &str, budget_ms: u64, what: &str) {
+    check_fault_at(name, &redis.url(), config_extra, budget_ms, what);
+}
+
+fn check_fault_at(name: &str, url: &str, config_extra: &str, budget_ms: u64, what: &str) {
     let make = |policy: &str| {
-        format!(
-            "url = {}\ntimeout_ms = {budget_ms}\nfailure_policy = {policy}\n{config_extra}",
-            redis.url()
-        )
+        format!("url = {url}\ntimeout_ms = {budget_ms}\nfailure_policy = {policy}\n{config_extra}")
     };
     // Slack: starting a process under pam_wrapper, loading libpam and the
     // module; generous, so a loaded machine does not fail the test, yet far
@@ -513,6 +528,9 @@ fn check_fault(name: &str, redis: &Redis, config_extra: &str, budget_ms: u64, wh
     let host = Host::new(REUSE_FILE, &make("local"));
     let (ok, took) = host.login(&oath::totp_now(SECRET));
     eprintln!("{name}: local, valid code: {} in {took:?}", ok.code_name);
+    for line in ok.logs.iter().filter(|l| l.priority == 3) {
+        eprintln!("    log: {}", line.message);
+    }
     assert_eq!(ok.code, code::PAM_SUCCESS, "{name}: {ok}");
     assert_eq!(shared_state_errors(&ok), 1, "{name}: {:?}", messages(&ok));
     assert!(logged(&ok, what), "{name}: {:?}", messages(&ok));
@@ -529,6 +547,9 @@ fn check_fault(name: &str, redis: &Redis, config_extra: &str, budget_ms: u64, wh
         "{name}: closed, valid code: {} in {took:?}",
         closed.code_name
     );
+    for line in closed.logs.iter().filter(|l| l.priority == 3) {
+        eprintln!("    log: {}", line.message);
+    }
     assert_eq!(closed.code, code::PAM_AUTHINFO_UNAVAIL, "{name}: {closed}");
     assert_eq!(
         shared_state_errors(&closed),
@@ -695,4 +716,187 @@ fn an_unusable_configuration_follows_shared_state_policy() {
         .answer(oath::totp_at(SECRET, oath::now() + 30))
         .run();
     assert_eq!(closed.code, code::PAM_AUTHINFO_UNAVAIL, "{closed}");
+}
+
+/// Certificates made with openssl for one test: a CA, the server's
+/// certificate for IP 127.0.0.1, a client certificate, and another CA that
+/// signed none of them.
+struct Certificates {
+    dir: PathBuf,
+}
+
+impl Certificates {
+    fn make(dir: &Path) -> Certificates {
+        fs::create_dir_all(dir).unwrap();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("openssl is installed");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for ca in ["ca", "other-ca"] {
+            let (key, pem, subject) = (
+                format!("{ca}.key"),
+                format!("{ca}.pem"),
+                format!("/CN=tf {ca}"),
+            );
+            let mut args = vec!["req", "-x509"];
+            args.extend(ec);
+            args.extend([
+                "-keyout", &key, "-out", &pem, "-days", "2", "-subj", &subject,
+            ]);
+            run(&args);
+        }
+        fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+        for (who, ext) in [("server", "server.ext"), ("client", "client.ext")] {
+            let mut args = vec!["req"];
+            args.extend(ec);
+            let (key, csr, pem) = (
+                format!("{who}.key"),
+                format!("{who}.csr"),
+                format!("{who}.pem"),
+            );
+            let subject = format!("/CN=tf {who}");
+            args.extend(["-keyout", &key, "-out", &csr, "-subj", &subject]);
+            run(&args);
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                ext,
+            ]);
+        }
+        Certificates {
+            dir: dir.to_owned(),
+        }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+}
+
+fn openssl_installed() -> bool {
+    Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn tls_with_the_right_ca_shares_state_and_a_wrong_ca_follows_the_policy() {
+    if !can_run() {
+        return;
+    }
+    if !openssl_installed() {
+        assert!(
+            std::env::var_os("PAM_TOTP_REQUIRE_ALL").is_none_or(|v| v != "1"),
+            "openssl is missing and PAM_TOTP_REQUIRE_ALL=1"
+        );
+        eprintln!("SKIPPED TLS fleet test: openssl is not installed");
+        return;
+    }
+    let certs_dir = std::env::temp_dir().join(format!("tf_certs-{}", std::process::id()));
+    let certs = Certificates::make(&certs_dir);
+    let port = free_port();
+    let redis = Redis::start_with(
+        "tls",
+        port,
+        &[
+            "--port".into(),
+            "0".into(),
+            "--tls-port".into(),
+            port.to_string(),
+        ],
+        &[
+            "--tls-cert-file".into(),
+            certs.path("server.pem"),
+            "--tls-key-file".into(),
+            certs.path("server.key"),
+            "--tls-ca-cert-file".into(),
+            certs.path("ca.pem"),
+            "--tls-auth-clients".into(),
+            "yes".into(),
+        ],
+        &[
+            "--tls".into(),
+            "--cacert".into(),
+            certs.path("ca.pem"),
+            "--cert".into(),
+            certs.path("client.pem"),
+            "--key".into(),
+            certs.path("client.key"),
+        ],
+    );
+    let config = |ca: &str, policy: &str| {
+        format!(
+            "url = rediss://127.0.0.1:{port}\npassword = {ADMIN_PASSWORD}\ntimeout_ms = 300\n\
+             failure_policy = {policy}\nca_file = {}\nclient_cert = {}\nclient_key = {}\n",
+            certs.path(ca),
+            certs.path("client.pem"),
+            certs.path("client.key")
+        )
+    };
+    // The right CA: the state is shared, over TLS with a client certificate.
+    let hosts = hosts(2, REUSE_FILE, &config("ca.pem", "local"));
+    let code_now = oath::totp_now(SECRET);
+    let (a, took) = hosts[0].login(&code_now);
+    eprintln!("TLS login: {} in {took:?}", a.code_name);
+    assert_eq!(a.code, code::PAM_SUCCESS, "{a}");
+    assert_eq!(shared_state_errors(&a), 0, "{:?}", messages(&a));
+    let (b, _) = hosts[1].login(&code_now);
+    assert!(logged(&b, "already used on another host"), "{b}");
+    assert_eq!(redis.keys().len(), 1);
+
+    // The wrong CA: the server's certificate is not trusted.
+    let wrong = config("other-ca.pem", "local");
+    let wrong_extra = wrong
+        .lines()
+        .filter(|l| {
+            !l.starts_with("url")
+                && !l.starts_with("timeout_ms")
+                && !l.starts_with("failure_policy")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect::<String>();
+    let tls_redis = RedisAt {
+        url: format!("rediss://127.0.0.1:{port}"),
+    };
+    check_fault_at(
+        "TLS with a wrong CA",
+        &tls_redis.url,
+        &wrong_extra,
+        300,
+        "certificate verify failed",
+    );
+    let _ = fs::remove_dir_all(&certs_dir);
+}
+
+struct RedisAt {
+    url: String,
 }
