@@ -292,6 +292,14 @@ impl Session<'_> {
         self.pam.log(priority, &self.line(&message));
     }
 
+    /// Fleet mode, a user with no account or no file: the store sees (and
+    /// the clock measures) what an enrolled user's wrong code costs.
+    fn fleet_decoy(&mut self) {
+        if let Some(fleet) = &mut self.fleet {
+            fleet.decoy();
+        }
+    }
+
     /// Fleet mode: loads the shared-state configuration named on the PAM
     /// line. One that cannot be used (unreadable by an unprivileged PAM
     /// stack, insecure, invalid) is logged; `shared_state_policy` says
@@ -335,6 +343,7 @@ impl Session<'_> {
             None => {
                 // Ask anyway, so the prompt does not tell who exists.
                 self.ask_code()?;
+                self.fleet_decoy();
                 return Err(Failure::UnknownAccount);
             }
         };
@@ -354,6 +363,7 @@ impl Session<'_> {
             Err(StoreError::NotFound) => {
                 // Same prompt as for an enrolled user: no enumeration.
                 self.ask_code()?;
+                self.fleet_decoy();
                 return Err(Failure::NoSecretFile);
             }
             Err(e) => return Err(Failure::File(e)),

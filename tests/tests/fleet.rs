@@ -900,3 +900,41 @@ fn tls_with_the_right_ca_shares_state_and_a_wrong_ca_follows_the_policy() {
 struct RedisAt {
     url: String,
 }
+
+#[test]
+fn unknown_and_unenrolled_users_cause_the_same_kind_of_exchange() {
+    if !can_run() {
+        return;
+    }
+    let redis = Redis::start("decoy", &[]);
+    let host = Host::new(REUSE_FILE, &plain_config(&redis, ""));
+    // No account: prompted, refused, and the store sees one attempt counted
+    // on a key that names nobody.
+    let unknown = host
+        .scenario
+        .login()
+        .user("tf_nosuchuser")
+        .answer("123456")
+        .run();
+    assert_eq!(unknown.code, code::PAM_AUTH_ERR, "{unknown}");
+    let keys = redis.keys();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].starts_with("pam_totp:r:"), "{keys:?}");
+    assert!(!keys[0].contains("tf_nosuchuser"));
+    // No secret file: the same.
+    fs::remove_file(host.scenario.secret_path()).unwrap();
+    let unenrolled = host.scenario.authenticate("123456");
+    assert_eq!(unenrolled.code, code::PAM_AUTH_ERR, "{unenrolled}");
+    assert_eq!(redis.keys().len(), 2);
+    // An enrolled user's wrong code: one attempt counted, as above.
+    host.scenario
+        .write_secret(&format!("{REUSE_FILE}\" RATE_LIMIT 3 30\n"));
+    let wrong = host.scenario.authenticate("000000");
+    assert_eq!(wrong.code, code::PAM_AUTH_ERR, "{wrong}");
+    let keys = redis.keys();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert!(
+        keys.iter().all(|k| k.starts_with("pam_totp:r:")),
+        "{keys:?}"
+    );
+}

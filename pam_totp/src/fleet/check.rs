@@ -63,6 +63,38 @@ impl FleetCheck {
     }
 }
 
+impl FleetCheck {
+    /// For a user with no account or no secret file: the same exchange as
+    /// an enrolled user's wrong code (connect, authenticate, one attempt in
+    /// a sliding window), on a key no one can link to anybody (derived from
+    /// a fresh random secret), so that neither the time taken nor the
+    /// store's traffic tells who is enrolled. Its outcome is ignored.
+    pub fn decoy(&mut self) {
+        let mut random = [0u8; 20];
+        let filled = std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut random));
+        if filled.is_err() {
+            return;
+        }
+        let keys = UserKeys::new(
+            &crate::otp::Secret::from_bytes(random.to_vec()),
+            &self.config.namespace,
+        );
+        let (attempts, seconds) = match self.config.rate_limit {
+            super::FleetLimit::None => {
+                let _ = Link::open(&self.config);
+                return;
+            }
+            super::FleetLimit::Fixed { attempts, seconds } => (attempts, seconds),
+            // The limit most files carry (totp-enroll's default).
+            super::FleetLimit::FromFile => (3, 30),
+        };
+        if let Ok(mut link) = Link::open(&self.config) {
+            let _ = link.count_attempt(&keys, attempts, seconds);
+        }
+    }
+}
+
 impl CommitCheck for FleetCheck {
     fn before_judging(&mut self, file: &SecretFile, now: u64) -> Option<Decision> {
         self.link = None;

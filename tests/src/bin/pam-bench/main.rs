@@ -9,6 +9,8 @@
 //! pam-bench throughput --dir DIR --module ours|google --processes N --files distinct|shared [--seconds S]
 //! pam-bench floor      --dir DIR --protocol google|ours|ours-without-dir-fsync [--iterations N]
 //! pam-bench contention --dir DIR --processes N --lock blocking|poll-2ms|poll-US|backoff [--outside-us N] [--seconds S]
+//! pam-bench fleet-prepare --dir DIR --ours SO --without SO --shared-state CONF
+//! pam-bench fleet      --dir DIR --ours SO --without SO --redis-port P [--redis-password PW] [--iterations N] [--only without|with|store]
 //! ```
 //!
 //! `prepare` writes DIR (service files, one directory per secret file) and
@@ -29,6 +31,7 @@
 //! costs nothing.
 #![allow(unsafe_code)] // FFI with libpam (pam.rs); every block says why it is sound.
 
+mod fleet;
 mod floor;
 mod latency;
 mod pam;
@@ -47,7 +50,9 @@ const USAGE: &str = "usage:
   pam-bench auth       --dir DIR --module ours|google|baseline [--case success|failure] [--iterations N]
   pam-bench throughput --dir DIR --module ours|google --processes N --files distinct|shared [--seconds S]
   pam-bench floor      --dir DIR --protocol google|ours|ours-without-dir-fsync [--iterations N]
-  pam-bench contention --dir DIR --processes N --lock blocking|poll-2ms|poll-US|backoff [--outside-us N] [--seconds S]";
+  pam-bench contention --dir DIR --processes N --lock blocking|poll-2ms|poll-US|backoff [--outside-us N] [--seconds S]
+  pam-bench fleet-prepare --dir DIR --ours SO --without SO --shared-state CONF
+  pam-bench fleet      --dir DIR --ours SO --without SO --redis-port P [--redis-password PW] [--iterations N] [--only without|with|store]";
 
 /// Flags of every command; each command checks the ones it needs.
 #[derive(Debug, Default)]
@@ -67,6 +72,12 @@ struct Args {
     protocol: Option<String>,
     lock: Option<String>,
     outside_us: Option<u64>,
+    // fleet.rs
+    without: Option<PathBuf>,
+    shared_state: Option<PathBuf>,
+    redis_port: Option<u16>,
+    redis_password: Option<String>,
+    only: Option<fleet::Login>,
 }
 
 fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
@@ -117,6 +128,11 @@ fn parse_args(mut args: impl Iterator<Item = OsString>) -> Result<Args, String> 
             "--protocol" => parsed.protocol = Some(text),
             "--lock" => parsed.lock = Some(text),
             "--outside-us" => parsed.outside_us = Some(number(&flag, &text)?),
+            "--without" => parsed.without = Some(PathBuf::from(value)),
+            "--shared-state" => parsed.shared_state = Some(PathBuf::from(value)),
+            "--redis-port" => parsed.redis_port = Some(number(&flag, &text)?),
+            "--redis-password" => parsed.redis_password = Some(text),
+            "--only" => parsed.only = Some(fleet::Login::parse(&text)?),
             other => return Err(format!("unknown flag {other:?}")),
         }
     }
@@ -211,6 +227,24 @@ fn run(args: Args) -> Result<(), String> {
     let module = || args.module.ok_or("--module is required");
     match args.command.as_str() {
         "prepare" => prepare(&layout, &args),
+        "fleet-prepare" => fleet::prepare(
+            args.dir.as_deref().ok_or("--dir is required")?,
+            args.ours.as_deref().ok_or("--ours is required")?,
+            args.without.as_deref().ok_or("--without is required")?,
+            args.shared_state
+                .as_deref()
+                .ok_or("--shared-state is required")?,
+        ),
+        "fleet" => fleet::run(
+            args.dir.as_deref().ok_or("--dir is required")?,
+            &user(),
+            args.ours.as_deref().ok_or("--ours is required")?,
+            args.without.as_deref().ok_or("--without is required")?,
+            args.redis_port.ok_or("--redis-port is required")?,
+            args.redis_password.as_deref(),
+            args.iterations.unwrap_or(300),
+            args.only,
+        ),
         "latency" => latency::run(
             &layout,
             &user(),
