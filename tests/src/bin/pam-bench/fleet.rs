@@ -24,6 +24,27 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// What `--only` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Only {
+    Login(Login),
+    /// dlopen+dlclose of one build, or of both, interleaved (wall clock).
+    LoadWithout,
+    LoadWith,
+    Loads,
+}
+
+impl Only {
+    pub fn parse(name: &str) -> Result<Only, String> {
+        match name {
+            "load-without" => Ok(Only::LoadWithout),
+            "load-with" => Ok(Only::LoadWith),
+            "loads" => Ok(Only::Loads),
+            _ => Login::parse(name).map(Only::Login),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Login {
     /// The build without fleet support.
@@ -42,7 +63,9 @@ impl Login {
             "without" => Ok(Login::Without),
             "with" => Ok(Login::With),
             "store" => Ok(Login::Store),
-            _ => Err(format!("--only: without, with or store, not {name:?}")),
+            _ => Err(format!(
+                "--only: without, with, store, load-without, load-with or loads, not {name:?}"
+            )),
         }
     }
 
@@ -173,17 +196,8 @@ pub fn run(
     port: u16,
     password: Option<&str>,
     iterations: usize,
-    only: Option<Login>,
+    only: Option<Only>,
 ) -> Result<(), String> {
-    if let Some(case) = only {
-        for _ in 0..iterations {
-            if case == Login::Store {
-                flush(port, password)?;
-            }
-            login(dir, user, case)?;
-        }
-        return Ok(());
-    }
     let path = |p: &Path| {
         CString::new(
             fs::canonicalize(p)
@@ -194,6 +208,48 @@ pub fn run(
         .map_err(|e| e.to_string())
     };
     let (with_so, without_so) = (path(ours)?, path(without)?);
+    match only {
+        Some(Only::Login(case)) => {
+            for _ in 0..iterations {
+                if case == Login::Store {
+                    flush(port, password)?;
+                }
+                login(dir, user, case)?;
+            }
+            return Ok(());
+        }
+        Some(Only::LoadWithout) => {
+            for _ in 0..iterations {
+                load_unload(&without_so)?;
+            }
+            return Ok(());
+        }
+        Some(Only::LoadWith) => {
+            for _ in 0..iterations {
+                load_unload(&with_so)?;
+            }
+            return Ok(());
+        }
+        Some(Only::Loads) => {
+            let mut samples = [Vec::new(), Vec::new()];
+            for i in 0..iterations {
+                for k in 0..2 {
+                    let which = (i + k) % 2;
+                    let so = if which == 0 { &without_so } else { &with_so };
+                    samples[which].push(load_unload(so)?);
+                }
+            }
+            let (a, b) = (median(&mut samples[0]), median(&mut samples[1]));
+            println!(
+                "dlopen+dlclose alone, {iterations} interleaved pairs: without {:.4} ms, with {:.4} ms; ratio {:.3}",
+                ms(a),
+                ms(b),
+                b.as_secs_f64() / a.as_secs_f64()
+            );
+            return Ok(());
+        }
+        None => {}
+    }
     let mut loads: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
     let mut logins: [Vec<Duration>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     let warmup = 20;

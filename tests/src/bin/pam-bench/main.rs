@@ -10,7 +10,7 @@
 //! pam-bench floor      --dir DIR --protocol google|ours|ours-without-dir-fsync [--iterations N]
 //! pam-bench contention --dir DIR --processes N --lock blocking|poll-2ms|poll-US|backoff [--outside-us N] [--seconds S]
 //! pam-bench fleet-prepare --dir DIR --ours SO --without SO --shared-state CONF
-//! pam-bench fleet      --dir DIR --ours SO --without SO --redis-port P [--redis-password PW] [--iterations N] [--only without|with|store]
+//! pam-bench fleet      --dir DIR --ours SO --without SO --redis-port P [--redis-password PW] [--iterations N] [--only without|with|store|load-without|load-with|loads]
 //! ```
 //!
 //! `prepare` writes DIR (service files, one directory per secret file) and
@@ -52,7 +52,7 @@ const USAGE: &str = "usage:
   pam-bench floor      --dir DIR --protocol google|ours|ours-without-dir-fsync [--iterations N]
   pam-bench contention --dir DIR --processes N --lock blocking|poll-2ms|poll-US|backoff [--outside-us N] [--seconds S]
   pam-bench fleet-prepare --dir DIR --ours SO --without SO --shared-state CONF
-  pam-bench fleet      --dir DIR --ours SO --without SO --redis-port P [--redis-password PW] [--iterations N] [--only without|with|store]";
+  pam-bench fleet      --dir DIR --ours SO --without SO --redis-port P [--redis-password PW] [--iterations N] [--only without|with|store|load-without|load-with|loads]";
 
 /// Flags of every command; each command checks the ones it needs.
 #[derive(Debug, Default)]
@@ -77,7 +77,7 @@ struct Args {
     shared_state: Option<PathBuf>,
     redis_port: Option<u16>,
     redis_password: Option<String>,
-    only: Option<fleet::Login>,
+    only: Option<fleet::Only>,
 }
 
 fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
@@ -132,7 +132,7 @@ fn parse_args(mut args: impl Iterator<Item = OsString>) -> Result<Args, String> 
             "--shared-state" => parsed.shared_state = Some(PathBuf::from(value)),
             "--redis-port" => parsed.redis_port = Some(number(&flag, &text)?),
             "--redis-password" => parsed.redis_password = Some(text),
-            "--only" => parsed.only = Some(fleet::Login::parse(&text)?),
+            "--only" => parsed.only = Some(fleet::Only::parse(&text)?),
             other => return Err(format!("unknown flag {other:?}")),
         }
     }
