@@ -18,6 +18,7 @@
 mod check;
 pub mod config;
 pub mod keys;
+mod net;
 pub mod resp;
 mod tls;
 
@@ -28,9 +29,7 @@ pub use config::{Config, ConfigError, FailurePolicy, FleetLimit};
 use keys::UserKeys;
 use resp::{remaining, ClientError, Connection, Reply, Stream};
 use std::fmt;
-use std::hash::BuildHasher;
-use std::net::TcpStream;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 /// The sliding-window attempt counter, run by the server as one step so
 /// that concurrent logins on different hosts cannot interleave inside it.
@@ -190,16 +189,14 @@ fn expect_ok(reply: Reply, what: &'static str) -> Result<(), FleetError> {
 }
 
 /// A member no other attempt shares; random, so it tells the store nothing.
-fn unique_member() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let random = std::collections::hash_map::RandomState::new();
-    format!(
-        "{:016x}{:016x}",
-        random.hash_one((std::process::id(), nanos)),
-        random.hash_one(nanos)
-    )
+/// From /dev/urandom (open/read/close are imported anyway; the getrandom
+/// function would be one more symbol for every load of the module).
+fn unique_member() -> Result<String, FleetError> {
+    let mut random = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut random))
+        .map_err(|e| FleetError::Client(ClientError::Io(e)))?;
+    Ok(random.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl Link {
@@ -208,15 +205,13 @@ impl Link {
     /// command on this link.
     pub fn open(config: &Config) -> Result<Link, FleetError> {
         let deadline = Instant::now() + config.timeout;
-        let tcp = TcpStream::connect_timeout(&config.address, remaining(deadline)?).map_err(
-            |e| match e.kind() {
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
-                    FleetError::Client(ClientError::Timeout)
-                }
-                _ => FleetError::Client(ClientError::Io(e)),
-            },
-        )?;
-        let _ = tcp.set_nodelay(true);
+        remaining(deadline)?;
+        let tcp = net::Socket::connect(&config.address, deadline).map_err(|e| match e.kind() {
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+                FleetError::Client(ClientError::Timeout)
+            }
+            _ => FleetError::Client(ClientError::Io(e)),
+        })?;
         let stream: Box<dyn Stream> = match &config.tls {
             None => Box::new(tcp),
             Some(tls) => tls::connect(tcp, tls, deadline)?,
@@ -259,7 +254,7 @@ impl Link {
         let (allowed, window_ms, member) = (
             attempts.to_string(),
             (u64::from(seconds) * 1000).to_string(),
-            unique_member(),
+            unique_member()?,
         );
         let reply = self.connection.command(&[
             b"EVAL",
@@ -369,6 +364,6 @@ mod tests {
 
     #[test]
     fn members_are_unique() {
-        assert_ne!(unique_member(), unique_member());
+        assert_ne!(unique_member().unwrap(), unique_member().unwrap());
     }
 }

@@ -10,7 +10,7 @@
 //! pure function over bytes, so it is unit-tested and fuzzed on its own.
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::time::{Duration, Instant};
 
 /// Largest bulk string accepted in a reply: the replies we ask for are a
@@ -169,19 +169,6 @@ pub trait Stream {
     fn set_timeouts(&mut self, timeout: Duration) -> io::Result<()>;
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
-}
-
-impl Stream for std::net::TcpStream {
-    fn set_timeouts(&mut self, timeout: Duration) -> io::Result<()> {
-        self.set_read_timeout(Some(timeout))?;
-        self.set_write_timeout(Some(timeout))
-    }
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        Read::read(self, buf)
-    }
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        Write::write_all(self, buf)
-    }
 }
 
 impl<S: Stream + ?Sized> Stream for Box<S> {

@@ -21,12 +21,13 @@
 #![allow(unsafe_code)]
 
 use super::config::Tls;
+use super::net::Socket;
 use super::resp::{remaining, Stream};
 use super::FleetError;
 use libc::{c_char, c_int, c_long, c_ulong, c_void, size_t};
 use std::ffi::{CStr, CString};
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, TcpStream};
+use std::io;
+use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -87,19 +88,6 @@ unsafe impl Sync for Api {}
 
 static API: OnceLock<Result<Api, String>> = OnceLock::new();
 
-fn dl_error() -> String {
-    // SAFETY: dlerror returns NULL or a NUL-terminated string owned by libc,
-    // valid until the next dl* call on this thread; copied at once.
-    let message = unsafe { libc::dlerror() };
-    if message.is_null() {
-        return "unknown error".into();
-    }
-    // SAFETY: non-null, NUL-terminated (see above).
-    unsafe { CStr::from_ptr(message) }
-        .to_string_lossy()
-        .into_owned()
-}
-
 /// Resolves `name` in `handle` as a function of type `F`.
 ///
 /// # Safety
@@ -133,7 +121,9 @@ fn load() -> Result<Api, String> {
         )
     };
     if handle.is_null() {
-        return Err(format!("cannot load libssl.so.3: {}", dl_error()));
+        // (dlerror would say more, at the price of one more imported symbol
+        // in every load of the module.)
+        return Err("cannot load libssl.so.3 (package libssl3)".into());
     }
     // SAFETY (every line): each signature below is the one OpenSSL 3's
     // headers declare for that name (pointers to opaque types as void *).
@@ -276,7 +266,7 @@ impl Context {
 /// A TLS connection over a TCP socket, with a deadline for every call.
 pub struct TlsStream {
     api: &'static Api,
-    tcp: TcpStream,
+    tcp: Socket,
     ssl: Ptr,
     /// Network side of the memory BIOs: what OpenSSL reads, what it wrote.
     incoming: Ptr,
@@ -328,16 +318,18 @@ impl TlsStream {
             if n <= 0 {
                 return Ok(());
             }
-            self.tcp.set_write_timeout(Some(self.left()?))?;
-            Write::write_all(&mut self.tcp, &chunk[..n as usize])?;
+            self.left()?;
+            self.tcp.set_deadline(self.deadline);
+            self.tcp.write_all(&chunk[..n as usize])?;
         }
     }
 
     /// Reads what the server sent into the incoming BIO.
     fn fill_incoming(&mut self) -> io::Result<()> {
         let mut chunk = [0u8; 4096];
-        self.tcp.set_read_timeout(Some(self.left()?))?;
-        let n = Read::read(&mut self.tcp, &mut chunk)?;
+        self.left()?;
+        self.tcp.set_deadline(self.deadline);
+        let n = self.tcp.read(&mut chunk)?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -407,11 +399,7 @@ impl Stream for TlsStream {
 }
 
 /// Wraps `tcp` in TLS and completes the handshake before `deadline`.
-pub fn connect(
-    tcp: TcpStream,
-    tls: &Tls,
-    deadline: Instant,
-) -> Result<Box<dyn Stream>, FleetError> {
+pub fn connect(tcp: Socket, tls: &Tls, deadline: Instant) -> Result<Box<dyn Stream>, FleetError> {
     let api = api()?;
     let context = Context::new(api, tls)?;
     // SAFETY: live context.

@@ -17,9 +17,10 @@
 
 use crate::pam;
 use crate::setup::{self, TOTP_TEMPLATE};
-use pam_totp::fleet::resp::{Connection, Reply};
+use pam_totp::fleet::resp::{Connection, Reply, Stream};
 use std::ffi::{CStr, CString};
 use std::fs;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -141,11 +142,27 @@ fn load_unload(path: &CStr) -> Result<Duration, String> {
     Ok(started.elapsed())
 }
 
+/// A plain std socket for the benchmark's own commands to the store.
+struct Plain(TcpStream);
+
+impl Stream for Plain {
+    fn set_timeouts(&mut self, timeout: Duration) -> std::io::Result<()> {
+        self.0.set_read_timeout(Some(timeout))?;
+        self.0.set_write_timeout(Some(timeout))
+    }
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(buf)
+    }
+}
+
 /// Empties the store (outside the timing).
 fn flush(port: u16, password: Option<&str>) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(2);
     let tcp = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("store: {e}"))?;
-    let mut connection = Connection::new(tcp, deadline);
+    let mut connection = Connection::new(Plain(tcp), deadline);
     if let Some(password) = password {
         connection
             .command(&[b"AUTH", password.as_bytes()])
