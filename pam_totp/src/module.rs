@@ -27,8 +27,8 @@ use crate::fleet::{self, FailurePolicy, FleetCheck};
 use crate::locked_update::{self, BeforeCommit, Decided, LocalOnly, Saved, UpdateError};
 use crate::options::{ModuleOptions, OptionError, PassMode};
 use crate::path::{self, PathError, DEFAULT_SECRET_PATH};
-use crate::policy::{self, in_grace_period, Accepted, Decision, Rejected};
-use crate::secret_file::{ParseError, SecretFile};
+use crate::policy::{self, in_grace_period, Accepted, Decision, Pass, Rejected};
+use crate::secret_file::{ParseError, ParseErrorKind, SecretFile};
 use crate::store::{self, AccessRules, Identity, StoreError};
 use nix::unistd::User;
 use std::cell::RefCell;
@@ -60,6 +60,8 @@ pub trait Pam {
     fn set_authtok(&mut self, value: &[u8]) -> bool;
     /// Asks the user; `None` if the conversation failed.
     fn ask(&mut self, prompt: &str, echo: bool) -> Option<Zeroizing<Vec<u8>>>;
+    /// Shows the user an error message (PAM_ERROR_MSG); no answer.
+    fn tell_error(&mut self, message: &str);
     fn log(&self, priority: Priority, message: &str);
 }
 
@@ -95,6 +97,10 @@ enum Failure {
     Parse(ParseError),
     Conversation,
     NoFirstPass,
+    /// `user=` with `~` or `${HOME}` in `secret=`.
+    HomeWithFileUser,
+    /// `forward_pass`: the password could not be handed on.
+    AuthtokNotSet,
     Rejected {
         why: Rejected,
         unsaved: Option<StoreError>,
@@ -110,7 +116,6 @@ impl Failure {
     fn status(&self) -> Status {
         match self {
             Failure::Options(_) | Failure::UnknownFileUser(_) => Status::ServiceErr,
-            Failure::Conversation => Status::ConvErr,
             Failure::SharedConfig(_)
             | Failure::Rejected {
                 why: Rejected::SharedStateUnavailable,
@@ -125,6 +130,9 @@ impl Failure {
             | Failure::File(_)
             | Failure::Parse(_)
             | Failure::NoFirstPass
+            | Failure::Conversation
+            | Failure::HomeWithFileUser
+            | Failure::AuthtokNotSet
             | Failure::Rejected { .. }
             | Failure::NotSaved(_) => Status::AuthErr,
         }
@@ -147,6 +155,12 @@ impl fmt::Display for Failure {
             Failure::Conversation => f.write_str("could not ask for the verification code"),
             Failure::NoFirstPass => {
                 f.write_str("use_first_pass is set but no earlier module collected a password")
+            }
+            Failure::HomeWithFileUser => f.write_str(
+                "bad module configuration: secret= cannot use ~ or ${HOME} together with user=",
+            ),
+            Failure::AuthtokNotSet => {
+                f.write_str("forward_pass: could not hand the password on as PAM_AUTHTOK")
             }
             Failure::Rejected { why, unsaved: None } => write!(f, "{why}"),
             Failure::Rejected {
@@ -338,14 +352,45 @@ impl Session<'_> {
             .and_then(|h| policy::grace_host(&h).map(str::to_owned));
         self.load_shared_state()?;
 
-        let target = match self.locate(&user)? {
-            Some(target) => target,
-            None => {
-                // Ask anyway, so the prompt does not tell who exists.
-                self.ask_code()?;
+        let (target, file) = match self.load(&user)? {
+            Loaded::File(target, file) => (target, file),
+            Loaded::MissingNullok => return Ok(Success::NoSecretFileNullok),
+            Loaded::Unusable(failure) => {
+                // Ask all the same, as the reference module does: the prompt
+                // must not tell who is enrolled or whose file is broken. It
+                // does not ask when the earlier password already ends in
+                // something code-shaped (try_first_pass), nor ever with
+                // use_first_pass.
+                let code_in_first_pass = match self.options.pass_mode {
+                    PassMode::Prompt => false,
+                    PassMode::TryFirstPass | PassMode::UseFirstPass => self
+                        .pam
+                        .authtok()
+                        .is_some_and(|password| !code_candidates(&password, false).is_empty()),
+                };
+                if self.options.pass_mode != PassMode::UseFirstPass && !code_in_first_pass {
+                    let _ = self.ask_code();
+                }
                 self.fleet_decoy();
-                return Err(Failure::UnknownAccount);
+                return Err(failure);
             }
+        };
+        self.debug(|| format!("settings: {}", file.settings()));
+
+        if let Some(accepted) = self.try_grace_period(&file, &target)? {
+            return Ok(Success::Accepted(accepted));
+        }
+        self.refuse_if_rate_limited(&file, &target)?;
+        self.check_codes(&target)
+    }
+
+    /// Finds and reads the secret file. Errors returned here end the login
+    /// without a prompt (configuration errors, a broken RATE_LIMIT line);
+    /// every other problem is [`Loaded::Unusable`].
+    fn load(&self, user: &str) -> Result<Loaded, Failure> {
+        let target = match self.locate(user)? {
+            Ok(target) => target,
+            Err(unusable) => return Ok(Loaded::Unusable(unusable)),
         };
         self.debug(|| {
             format!(
@@ -354,73 +399,111 @@ impl Session<'_> {
                 target.identity.uid
             )
         });
-
-        let file = match store::read(&target.path, target.identity, &target.rules) {
-            Ok(bytes) => SecretFile::parse(&bytes).map_err(Failure::Parse)?,
-            Err(StoreError::NotFound) if self.options.nullok => {
-                return Ok(Success::NoSecretFileNullok)
-            }
-            Err(StoreError::NotFound) => {
-                // Same prompt as for an enrolled user: no enumeration.
-                self.ask_code()?;
-                self.fleet_decoy();
-                return Err(Failure::NoSecretFile);
-            }
-            Err(e) => return Err(Failure::File(e)),
+        let bytes = match store::read(&target.path, target.identity, &target.rules) {
+            Ok(bytes) => bytes,
+            Err(StoreError::NotFound) if self.options.nullok => return Ok(Loaded::MissingNullok),
+            Err(StoreError::NotFound) => return Ok(Loaded::Unusable(Failure::NoSecretFile)),
+            Err(e) => return Ok(Loaded::Unusable(Failure::File(e))),
         };
-        self.debug(|| format!("settings: {}", file.settings()));
-
-        if let Some(accepted) = self.try_grace_period(&file, &target)? {
-            return Ok(Success::Accepted(accepted));
+        match SecretFile::parse(&bytes) {
+            Ok(file) => Ok(Loaded::File(target, file)),
+            // The rate limit is checked before the prompt: a broken limit
+            // refuses at once.
+            Err(e) if e.reason == ParseErrorKind::BadValue("RATE_LIMIT") => Err(Failure::Parse(e)),
+            Err(e) => Ok(Loaded::Unusable(Failure::Parse(e))),
         }
-        self.refuse_if_rate_limited(&file, &target)?;
-
-        let first_pass = match self.options.pass_mode {
-            PassMode::Prompt => None,
-            PassMode::TryFirstPass => self.pam.authtok(),
-            PassMode::UseFirstPass => Some(self.pam.authtok().ok_or(Failure::NoFirstPass)?),
-        };
-        if let Some(password) = first_pass {
-            let result = self.verify(&target, &password);
-            let retry = self.options.pass_mode == PassMode::TryFirstPass
-                && matches!(
-                    result,
-                    Err(Failure::Rejected {
-                        why: Rejected::WrongCode
-                            | Rejected::WrongScratchCode
-                            | Rejected::Malformed(_),
-                        unsaved: None,
-                    })
-                );
-            if !retry {
-                return result;
-            }
-            self.debug(|| "no valid code in the earlier password; asking".into());
-        }
-        let answer = self.ask_code()?;
-        self.verify(&target, &answer)
     }
 
-    /// Resolves the file's path and the identity it is accessed with.
-    /// `Ok(None)` when the user has no account.
-    fn locate(&self, user: &str) -> Result<Option<Target>, Failure> {
-        let Some(account) = User::from_name(user).ok().flatten() else {
-            return Ok(None);
+    /// Reads the code from the earlier module's password (`try_first_pass`,
+    /// `use_first_pass`) and, unless `use_first_pass`, from the prompt, and
+    /// checks it. As in the reference module: the attempt counts once
+    /// against RATE_LIMIT; with `try_first_pass` the prompt follows only
+    /// when the password held no valid code; PAM_AUTHTOK is changed only
+    /// with `forward_pass` and only on success.
+    fn check_codes(&mut self, target: &Target) -> Result<Success, Failure> {
+        let mut hotp_missed = false;
+        let mut counted = false;
+        let mode = self.options.pass_mode;
+        if mode != PassMode::Prompt {
+            let password = self.pam.authtok();
+            let pass = Pass {
+                count_attempt: true,
+                hotp_missed_before: false,
+                more_to_come: mode == PassMode::TryFirstPass,
+            };
+            let input = password.as_deref().map_or(&b""[..], |p| p.as_slice());
+            let tried = self.verify(target, input, Source::FirstPass, pass)?;
+            counted = true;
+            hotp_missed = tried.hotp_missed;
+            match tried.result {
+                Tried::Accepted(accepted) => return Ok(Success::Accepted(accepted)),
+                Tried::Refused(failure) => return Err(failure),
+                Tried::NoCode(_) if password.is_none() && mode == PassMode::UseFirstPass => {
+                    return Err(Failure::NoFirstPass)
+                }
+                Tried::NoCode(failure) if mode == PassMode::UseFirstPass => return Err(failure),
+                Tried::NoCode(_) => {
+                    self.debug(|| "no valid code in the earlier password; asking".into());
+                }
+            }
+        }
+        let answer = self.ask_code();
+        let input = answer.as_ref().map_or(&b""[..], |a| a.as_slice());
+        let pass = Pass {
+            count_attempt: !counted,
+            hotp_missed_before: hotp_missed,
+            more_to_come: false,
         };
-        let file_account = match &self.options.file_user {
-            None => account.clone(),
-            Some(name) => User::from_name(name)
-                .ok()
-                .flatten()
-                .ok_or_else(|| Failure::UnknownFileUser(name.clone()))?,
-        };
+        let tried = self.verify(target, input, Source::Prompt, pass)?;
+        match (tried.result, answer) {
+            (Tried::Accepted(accepted), _) => Ok(Success::Accepted(accepted)),
+            (Tried::Refused(failure) | Tried::NoCode(failure), Ok(_)) => Err(failure),
+            (Tried::Refused(failure) | Tried::NoCode(failure), Err(conversation)) => {
+                Err(match failure {
+                    Failure::Rejected {
+                        why: Rejected::Malformed(_),
+                        unsaved: None,
+                    } => conversation,
+                    other => other,
+                })
+            }
+        }
+    }
+
+    /// Resolves the file's path and the identity it is accessed with. The
+    /// inner `Err` is a problem that refuses the login after the prompt (no
+    /// such user, a path that cannot be built).
+    fn locate(&self, user: &str) -> Result<Result<Target, Failure>, Failure> {
         let template = self
             .options
             .secret_path
             .as_deref()
             .unwrap_or(DEFAULT_SECRET_PATH);
-        let path = path::expand(template, user, &account.dir).map_err(Failure::Path)?;
-        Ok(Some(Target {
+        let (file_account, home) = match &self.options.file_user {
+            None => {
+                let Some(account) = User::from_name(user).ok().flatten() else {
+                    return Ok(Err(Failure::UnknownAccount));
+                };
+                let home = account.dir.clone();
+                (account, home)
+            }
+            Some(name) => {
+                let account =
+                    file_user(name).ok_or_else(|| Failure::UnknownFileUser(name.clone()))?;
+                // With user=, the login user's home is not looked up (the
+                // account may not exist on this host): `~` and ${HOME}
+                // cannot be used, as in the reference module.
+                if template.starts_with('~') || template.contains("${HOME}") {
+                    return Ok(Err(Failure::HomeWithFileUser));
+                }
+                (account, PathBuf::from("/"))
+            }
+        };
+        let path = match path::expand(template, user, &home) {
+            Ok(path) => path,
+            Err(e) => return Ok(Err(Failure::Path(e))),
+        };
+        Ok(Ok(Target {
             path,
             identity: Identity {
                 uid: file_account.uid,
@@ -441,11 +524,16 @@ impl Session<'_> {
         }
     }
 
+    /// Asks for the code. If the conversation fails it asks once more, as
+    /// the reference module does (it tries the prompt for a 6-digit and then
+    /// for an 8-digit code); a second failure is [`Failure::Conversation`].
     fn ask_code(&mut self) -> Result<Zeroizing<Vec<u8>>, Failure> {
         let prompt = self.prompt_text().to_owned();
-        self.pam
-            .ask(&prompt, self.options.echo_code)
-            .ok_or(Failure::Conversation)
+        let echo = self.options.echo_code;
+        match self.pam.ask(&prompt, echo) {
+            Some(answer) => Ok(answer),
+            None => self.pam.ask(&prompt, echo).ok_or(Failure::Conversation),
+        }
     }
 
     fn try_grace_period(
@@ -492,36 +580,42 @@ impl Session<'_> {
         }
     }
 
-    /// Checks `input` against the file under its lock. With `forward_pass`
-    /// or a first-pass password, `input` is a password with the code at its
-    /// end; the password part is handed on as PAM_AUTHTOK.
-    fn verify(&mut self, target: &Target, input: &[u8]) -> Result<Success, Failure> {
-        let split = self.options.forward_pass || self.options.pass_mode != PassMode::Prompt;
-        let candidates = if split {
-            code_candidates(input)
-        } else {
-            vec![Candidate {
-                code: input,
-                password: None,
-            }]
-        };
-        let codes: Vec<&[u8]> = candidates.iter().map(|c| c.code).collect();
+    /// Checks `input`, read from `source`, against the file under its lock.
+    fn verify(
+        &mut self,
+        target: &Target,
+        input: &[u8],
+        source: Source,
+        pass: Pass,
+    ) -> Result<Verified, Failure> {
+        // Without forward_pass, the prompt takes the bare code only.
+        let bare_only = source == Source::Prompt && !self.options.forward_pass;
+        let candidates = code_candidates(input, bare_only);
+        let mut codes: Vec<&[u8]> = candidates.iter().map(|c| c.code).collect();
+        if codes.is_empty() {
+            // Nothing code-shaped: judged as it is, so the log says why. It
+            // cannot log in: 6 digits would have been a candidate, and an
+            // 8-digit input starting with 0 is below every scratch code.
+            codes.push(input);
+        }
         let now = self.clock.now();
         let (policy_options, grace, host) = (
             self.options.policy,
             self.options.grace_period,
             self.host.clone(),
         );
+        let mut hotp_missed = pass.hotp_missed_before;
         let settled = self.decide_locked(target, Some(now), |file| {
-            let (mut decision, candidate) =
-                policy::check_candidates(file, &codes, now, &policy_options);
+            let checked = policy::check_candidates(file, &codes, now, &policy_options, pass);
+            hotp_missed = checked.hotp_missed;
+            let mut decision = checked.decision;
             if let (Ok(_), Some(_), Some(host)) = (decision.verdict, grace, &host) {
                 let bookkeeping = policy::record_grace_login(file, host, now);
                 decision.changes.bookkeeping |= bookkeeping.bookkeeping;
             }
             Some(Attempt {
                 decision,
-                candidate,
+                candidate: checked.candidate,
             })
         })?;
         // The decide step above always decides; fail closed all the same.
@@ -531,21 +625,30 @@ impl Session<'_> {
                 unsaved: None,
             });
         };
-        let winner = settled.candidate;
-        if split {
-            // The password goes on even after a wrong code, so the next module
-            // judges the same password the user typed.
-            let forwarded = winner.map_or(candidates.first(), |i| candidates.get(i));
-            if let Some(password) = forwarded.and_then(|c| c.password) {
-                if !self.pam.set_authtok(password) {
-                    self.pam.log(
-                        Priority::Warning,
-                        &self.line("could not hand the password on as PAM_AUTHTOK"),
-                    );
+        let winner = settled.candidate.and_then(|i| candidates.get(i));
+        let result = match self.settle(settled) {
+            Ok(accepted) => {
+                if self.options.forward_pass {
+                    // The password typed before the code goes on to the next
+                    // module; if it cannot, the login fails.
+                    let password = winner.map_or(&b""[..], |c| c.password);
+                    if !self.pam.set_authtok(password) {
+                        return Err(Failure::AuthtokNotSet);
+                    }
                 }
+                Tried::Accepted(accepted)
             }
-        }
-        self.settle(settled).map(Success::Accepted)
+            Err(failure @ Failure::Rejected { why, unsaved: None })
+                if why.lets_another_reading_try() =>
+            {
+                Tried::NoCode(failure)
+            }
+            Err(failure) => Tried::Refused(failure),
+        };
+        Ok(Verified {
+            result,
+            hotp_missed,
+        })
     }
 
     /// The one locked read-decide-write of a login: `decide` judges the file
@@ -585,6 +688,11 @@ impl Session<'_> {
             UpdateError::Store(e) => Failure::File(e),
             UpdateError::Parse(e) => Failure::Parse(e),
         })?;
+        if let Saved::Failed(error) = &committed.saved {
+            if let Some(text) = write_error_for_user(error) {
+                self.pam.tell_error(&text);
+            }
+        }
         Ok(committed.outcome.map(|attempt| Settled {
             decision: attempt.decision,
             candidate: attempt.candidate,
@@ -667,35 +775,91 @@ impl BeforeCommit<Option<Attempt>> for CheckAdapter<'_, '_> {
     }
 }
 
+/// The message the user sees when the file could not be written for a
+/// reason of the system rather than of the login (a full or read-only disk,
+/// an I/O error), worded as the reference module words it.
+fn write_error_for_user(error: &StoreError) -> Option<String> {
+    let StoreError::Io { error, .. } = error else {
+        return None;
+    };
+    let errno = nix::errno::Errno::from_raw(error.raw_os_error()?);
+    use nix::errno::Errno::{EDQUOT, EIO, ENOSPC, EPERM, EROFS};
+    matches!(errno, EPERM | ENOSPC | EROFS | EIO | EDQUOT)
+        .then(|| format!("Error \"{}\" while writing config", errno.desc()))
+}
+
+/// What the first look at the secret file found.
+enum Loaded {
+    File(Target, SecretFile),
+    /// No file, and `nullok`: the module stays out of the decision.
+    MissingNullok,
+    /// Nothing usable (no such user, no file, a broken file): the login is
+    /// refused after the prompt.
+    Unusable(Failure),
+}
+
+/// Where the code being checked came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// PAM_AUTHTOK, from an earlier module.
+    FirstPass,
+    Prompt,
+}
+
+/// The outcome of checking one input.
+enum Tried {
+    Accepted(Accepted),
+    /// The input held no valid code: with `try_first_pass`, the prompt
+    /// comes next.
+    NoCode(Failure),
+    /// Refused for good (a reused code, a skew observation, the rate limit,
+    /// state that could not be saved).
+    Refused(Failure),
+}
+
+struct Verified {
+    result: Tried,
+    /// A HOTP code missed the window (see [`Pass`]).
+    hotp_missed: bool,
+}
+
+/// The account `user=` names: a user name, or a numeric uid as the
+/// reference module also accepts.
+fn file_user(name: &str) -> Option<User> {
+    if let Some(account) = User::from_name(name).ok().flatten() {
+        return Some(account);
+    }
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+        let uid = name.parse::<u32>().ok()?;
+        return User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten();
+    }
+    None
+}
+
 /// One way to read a password-and-code string.
 struct Candidate<'a> {
     code: &'a [u8],
-    password: Option<&'a [u8]>,
+    password: &'a [u8],
 }
 
-/// The ways `input` may hold a code: all of it, or a 6-digit or 8-digit
-/// tail after a password.
-fn code_candidates(input: &[u8]) -> Vec<Candidate<'_>> {
+/// The ways `input` may hold a code, in the reference module's order: a
+/// 6-digit code at its end, then an 8-digit scratch code (first digit not
+/// 0) at its end, each after whatever password comes first. `bare_only`:
+/// only a code with nothing before it.
+fn code_candidates(input: &[u8], bare_only: bool) -> Vec<Candidate<'_>> {
     let mut candidates = Vec::new();
     for digits in [crate::otp::CODE_DIGITS, crate::otp::SCRATCH_CODE_DIGITS] {
-        if input.len() < digits {
+        let Some(split) = input.len().checked_sub(digits) else {
             continue;
+        };
+        let (password, code) = input.split_at(split);
+        let shaped = code.iter().all(u8::is_ascii_digit)
+            && (digits == crate::otp::CODE_DIGITS || code.first() != Some(&b'0'));
+        if shaped && (password.is_empty() || !bare_only) {
+            candidates.push(Candidate { code, password });
         }
-        let (password, code) = input.split_at(input.len() - digits);
-        if code.iter().all(u8::is_ascii_digit) {
-            candidates.push(Candidate {
-                code,
-                password: Some(password),
-            });
-        }
-    }
-    if candidates.is_empty() {
-        // Nothing code-shaped: keep the whole input so the failure is
-        // reported as a malformed code, and the password still goes on.
-        candidates.push(Candidate {
-            code: input,
-            password: Some(input),
-        });
     }
     candidates
 }

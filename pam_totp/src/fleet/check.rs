@@ -99,10 +99,9 @@ impl CommitCheck for FleetCheck {
     fn before_judging(&mut self, file: &SecretFile, now: u64) -> Option<Decision> {
         self.link = None;
         self.before = None;
-        if policy::refuse_if_rate_limited(&mut file.clone(), now).is_some() {
-            // The local limit refuses (and counts) this attempt first.
-            return None;
-        }
+        // When the local limit refuses this attempt, it refuses (and counts)
+        // it first: the fleet window is not charged for it.
+        let locally_limited = policy::refuse_if_rate_limited(&mut file.clone(), now).is_some();
         let keys = UserKeys::new(file.secret(), &self.config.namespace);
         let mut link = match Link::open(&self.config) {
             Ok(link) => link,
@@ -112,7 +111,7 @@ impl CommitCheck for FleetCheck {
                     .then(|| refused(Rejected::SharedStateUnavailable));
             }
         };
-        if !self.counted {
+        if !self.counted && !locally_limited {
             self.counted = true;
             if let Some((attempts, seconds)) = fleet_limit(&self.config, file) {
                 match link.count_attempt(&keys, attempts, seconds) {
@@ -128,6 +127,7 @@ impl CommitCheck for FleetCheck {
                 }
             }
         }
+        // Whatever the local file then accepts is claimed in before_commit.
         self.link = Some((link, keys));
         self.before = Some(file.clone());
         None

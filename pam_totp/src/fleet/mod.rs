@@ -119,12 +119,19 @@ impl Claim {
 /// accepted on any host holding the same secret. A host accepts counter c
 /// while its clock is within WINDOW/2 steps of c minus its learned skew;
 /// skews differ between hosts (each learns its own, up to
-/// [`SKEW_SEARCH_STEPS`]), so the bound takes the largest window and twice
-/// the largest skew, plus one step: (100 + 2·3000 + 1) steps, 50 hours at
-/// 30 s steps. Markers are a few bytes; outliving is cheap, dying early is
-/// a replay.
-pub fn step_marker_ttl_ms(step_seconds: u32) -> u64 {
-    (u64::from(MAX_WINDOW) + 2 * SKEW_SEARCH_STEPS as u64 + 1) * u64::from(step_seconds) * 1000
+/// [`SKEW_SEARCH_STEPS`], or carries the one in its file), so the bound
+/// takes the largest window and twice the largest skew, plus one step:
+/// (100 + 2 × 1499 + 1) steps, about 26 hours at 30 s steps. Markers are a
+/// few bytes; outliving is cheap, dying early is a replay.
+pub fn step_marker_ttl_ms(step_seconds: u32, file_skew: i64) -> u64 {
+    let skew = file_skew
+        .unsigned_abs()
+        .max(SKEW_SEARCH_STEPS.unsigned_abs());
+    (u64::from(MAX_WINDOW)
+        .saturating_add(skew.saturating_mul(2))
+        .saturating_add(1))
+    .saturating_mul(u64::from(step_seconds))
+    .saturating_mul(1000)
 }
 
 /// What an accepted login consumed, read off the file before and after the
@@ -156,7 +163,7 @@ pub fn claims(before: &SecretFile, after: &SecretFile, accepted: Accepted) -> Ve
                     .filter(|step| !before.used_steps().contains(step))
                     .map(|&counter| Claim::Step {
                         counter,
-                        ttl_ms: step_marker_ttl_ms(step_seconds),
+                        ttl_ms: step_marker_ttl_ms(step_seconds, after.settings().time_skew),
                     })
                     .collect(),
                 _ => Vec::new(),
@@ -332,7 +339,7 @@ mod tests {
             claims(&before, &after, Accepted::Code),
             vec![Claim::Step {
                 counter: 12,
-                ttl_ms: step_marker_ttl_ms(30)
+                ttl_ms: step_marker_ttl_ms(30, 0)
             }]
         );
         let mut after = before.clone();
@@ -358,8 +365,11 @@ mod tests {
         // WINDOW_SIZE 17 with a learned skew of the largest size, 30 s steps:
         // the code stays acceptable (17 + 2 * skew + 1) steps at most.
         let longest = (17 + 2 * SKEW_SEARCH_STEPS as u64 + 1) * 30 * 1000;
-        assert!(step_marker_ttl_ms(30) >= longest);
-        assert!(step_marker_ttl_ms(60) >= (u64::from(MAX_WINDOW) + 1) * 60 * 1000);
+        assert!(step_marker_ttl_ms(30, 0) >= longest);
+        assert!(step_marker_ttl_ms(60, 0) >= (u64::from(MAX_WINDOW) + 1) * 60 * 1000);
+        // A skew in the file beyond what is learned (set by hand) widens it.
+        assert!(step_marker_ttl_ms(30, -5000) >= (17 + 2 * 5000 + 1) * 30 * 1000);
+        assert_eq!(step_marker_ttl_ms(60, i64::MIN), u64::MAX);
     }
 
     #[test]
