@@ -5,9 +5,10 @@
 #
 #   bench/fleet.sh [ITERATIONS]          # default 400
 #
-# The build without fleet support is the commit before fleet mode was
-# plugged in (BASE, default 24a4ead), built in a worktree of its own under
-# /var/tmp. A redis-server of its own listens on 127.0.0.1:24790 (no
+# The build without fleet support (BASE) is, by default, the newest commit
+# of this history that has no pam_totp/src/fleet/: the same code but for
+# fleet mode, as closely as history allows. It is built in a worktree of
+# its own under /var/tmp. A redis-server of its own listens on 127.0.0.1:24790 (no
 # persistence) and is stopped at the end. Needs redis-server; valgrind for
 # the instruction counts. Run as root (the shared-state configuration must
 # be owned by root). The benchmark directory is on disk (/var/tmp), not
@@ -15,7 +16,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 iterations=${1:-400}
-base=${BASE:-24a4ead}
+base=${BASE:-$(git rev-list HEAD | while read -r c; do
+    git cat-file -e "$c:pam_totp/src/fleet" 2>/dev/null || { echo "$c"; break; }; done)}
 port=${FLEET_BENCH_PORT:-24790}
 work=$(mktemp -d /var/tmp/pam-bench-fleet.XXXXXX)
 base_tree=$work/base
@@ -27,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== build (release): this tree, and $base without fleet support"
+echo "== build (release): this tree, and $(git log -1 --format='%h %s' "$base") (without fleet support)"
 cargo build --release -q -p pam_totp
 cargo build --release -q -p pam_totp_tests --bin pam-bench
 git worktree add -q --detach "$base_tree" "$base"
