@@ -3,16 +3,26 @@
 //! Written against the [`Pam`] trait, so the same code runs under libpam
 //! (see [`crate::ffi`]) and in unit tests with a scripted conversation.
 //!
-//! Order of events:
-//! 1. parse the module options; a bad one fails the module (fail closed);
+//! Order of events (the same as the file format's reference module, where a
+//! user or a later module can see it):
+//! 1. parse the module options; a bad one fails the module (fail closed,
+//!    no prompt);
 //! 2. find the user, expand `secret=`, and read the file as its user, after
-//!    the owner, mode, type and size checks (no lock: this is a look);
+//!    the owner, mode, type and size checks (no lock: this is a look). A
+//!    missing file with `nullok` ends here (PAM_IGNORE); no account, no file
+//!    or an unusable file is refused after the prompt, so the prompt tells
+//!    nobody who is enrolled;
 //! 3. grace period: a host that logged in with a code recently gets in
 //!    without one, still counted against the rate limit;
-//! 4. get the code: from the password an earlier module collected
-//!    (`try_first_pass`, `use_first_pass`) or by asking;
-//! 5. under the file's lock: re-read, count the attempt, check the code,
-//!    record what must be recorded, and replace the file durably;
+//! 4. rate limit: an attempt over the limit is counted and refused without
+//!    a prompt;
+//! 5. the code: from the password an earlier module collected
+//!    (`try_first_pass`, `use_first_pass`), then, unless `use_first_pass`
+//!    or a decisive refusal, from the prompt; each reading is judged under
+//!    the file's lock ([`crate::locked_update`]): re-read, count the attempt
+//!    (once per authentication), check the code, record what must be
+//!    recorded, and replace the file durably. PAM_AUTHTOK changes only with
+//!    `forward_pass`, and only on success;
 //! 6. a login whose protective state (used codes, scratch codes, HOTP
 //!    counter, rate-limit attempts) could not be saved fails. With
 //!    `allow_readonly` a login whose only unsaved change is bookkeeping
@@ -591,13 +601,14 @@ impl Session<'_> {
         // Without forward_pass, the prompt takes the bare code only.
         let bare_only = source == Source::Prompt && !self.options.forward_pass;
         let candidates = code_candidates(input, bare_only);
-        let mut codes: Vec<&[u8]> = candidates.iter().map(|c| c.code).collect();
-        if codes.is_empty() {
-            // Nothing code-shaped: judged as it is, so the log says why. It
-            // cannot log in: 6 digits would have been a candidate, and an
-            // 8-digit input starting with 0 is below every scratch code.
-            codes.push(input);
-        }
+        let codes: Vec<&[u8]> = candidates.iter().map(|c| c.code).collect();
+        // With nothing code-shaped, nothing is checked; the log says why.
+        let no_candidate = match crate::otp::Code::parse(input) {
+            _ if !codes.is_empty() => None,
+            Ok(crate::otp::Code::Otp(_)) => Some(Rejected::WrongCode),
+            Ok(crate::otp::Code::Scratch(_)) => Some(Rejected::WrongScratchCode),
+            Err(why) => Some(Rejected::Malformed(why)),
+        };
         let now = self.clock.now();
         let (policy_options, grace, host) = (
             self.options.policy,
@@ -609,6 +620,11 @@ impl Session<'_> {
             let checked = policy::check_candidates(file, &codes, now, &policy_options, pass);
             hotp_missed = checked.hotp_missed;
             let mut decision = checked.decision;
+            if let (Some(why), Err(Rejected::Malformed(crate::otp::MalformedCode::Empty))) =
+                (no_candidate, decision.verdict)
+            {
+                decision.verdict = Err(why);
+            }
             if let (Ok(_), Some(_), Some(host)) = (decision.verdict, grace, &host) {
                 let bookkeeping = policy::record_grace_login(file, host, now);
                 decision.changes.bookkeeping |= bookkeeping.bookkeeping;

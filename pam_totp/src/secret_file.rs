@@ -282,8 +282,8 @@ fn parse_i64(text: &str) -> Option<i64> {
 /// give 0 (no counter). Values beyond `i64::MAX` are clamped to it.
 fn leading_counter(text: &str) -> u64 {
     let (negative, digits) = match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
+        Some(b'-') => (true, text.get(1..).unwrap_or_default()),
+        Some(b'+') => (false, text.get(1..).unwrap_or_default()),
         _ => (false, text),
     };
     let max = u64::try_from(i64::MAX).unwrap_or(u64::MAX);
@@ -291,7 +291,7 @@ fn leading_counter(text: &str) -> u64 {
     for digit in digits.bytes().take_while(u8::is_ascii_digit) {
         value = value
             .checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(digit - b'0')))
+            .and_then(|v| v.checked_add(u64::from(digit.saturating_sub(b'0'))))
             .map_or(max, |v| v.min(max));
     }
     if negative {
@@ -317,7 +317,7 @@ fn google_scratch_code(content: &[u8]) -> Option<u32> {
     for digit in digits {
         value = value
             .checked_mul(10)?
-            .checked_add(u64::from(digit - b'0'))?;
+            .checked_add(u64::from(digit.saturating_sub(b'0')))?;
     }
     u32::try_from(value)
         .ok()

@@ -97,6 +97,9 @@ fn point_3_try_first_pass_takes_only_the_bare_code_at_the_prompt() {
         "0050548".to_owned(),
         "00050548".to_owned(),
         format!("0{}", code_at(0)),
+        format!(" {}", code_at(0)),
+        format!("{} ", code_at(0)),
+        " 12345678".to_owned(),
     ] {
         let pair = Pair::new(&totp("12345678\n"));
         let both = pair.login(

@@ -843,3 +843,25 @@ fn system_write_errors_are_shown_to_the_user_in_the_reference_wording() {
     assert_eq!(write_error_for_user(&io(libc::EISDIR)), None);
     assert_eq!(write_error_for_user(&StoreError::LockTimeout), None);
 }
+
+/// At the prompt without forward_pass only the bare code counts, as in the
+/// reference module: a code with blanks around it, or with anything before
+/// it, is refused (and never checked).
+#[test]
+fn only_a_bare_code_is_taken_at_the_prompt() {
+    let mut s = Scenario::new("bare", REUSE_FILE);
+    let good = code(NOW, 0);
+    for typed in [
+        format!(" {good}"),
+        format!("{good} "),
+        format!("x{good}"),
+        " 12345678".to_owned(),
+        "012345678".to_owned(),
+    ] {
+        s.answer(typed.as_str());
+        assert_eq!(s.run(&[], NOW), Status::AuthErr, "{typed:?}");
+    }
+    assert!(s.contents().contains("12345678"), "scratch code kept");
+    s.answer(good.as_str());
+    assert_eq!(s.run(&[], NOW), Status::Success);
+}
