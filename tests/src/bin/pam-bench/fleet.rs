@@ -1,7 +1,7 @@
 //! What fleet mode costs, in one process, cases interleaved:
-//! - `dlopen+dlclose`: the module loaded and unloaded alone (RTLD_NOW, as
-//!   libpam does), for the build without fleet support (`--without`) and
-//!   the build with it (`--ours`);
+//! - `dlopen+dlclose` (`--only loads`): the module loaded and unloaded
+//!   alone (RTLD_NOW, as libpam does), for the build without fleet support
+//!   (`--without`) and the build with it (`--ours`);
 //! - a successful login (pam_start..pam_end, fresh file each time) with the
 //!   build without fleet support, with the build with it but not
 //!   configured, and with it configured against a store on loopback
@@ -267,28 +267,20 @@ pub fn run(
         }
         None => {}
     }
-    let mut loads: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    // Loads are measured on their own (`--only loads`): between logins, the
+    // build the logins use more often would have its pages warmer.
     let mut logins: [Vec<Duration>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     let warmup = 20;
     for iteration in 0..warmup + iterations {
-        for k in 0..5 {
-            let case = (iteration + k) % 5;
-            let took = match case {
-                0 => load_unload(&without_so)?,
-                1 => load_unload(&with_so)?,
-                _ => {
-                    let which = LOGINS[case - 2];
-                    if which == Login::Store {
-                        flush(port, password)?;
-                    }
-                    login(dir, user, which)?.transaction
-                }
-            };
+        for k in 0..LOGINS.len() {
+            let index = (iteration + k) % LOGINS.len();
+            let which = LOGINS[index];
+            if which == Login::Store {
+                flush(port, password)?;
+            }
+            let took = login(dir, user, which)?.transaction;
             if iteration >= warmup {
-                match case {
-                    0 | 1 => loads[case].push(took),
-                    _ => logins[case - 2].push(took),
-                }
+                logins[index].push(took);
             }
         }
     }
@@ -299,14 +291,6 @@ pub fn run(
         size(without),
         size(ours),
         100.0 * (size(ours) as f64 / size(without) as f64 - 1.0)
-    );
-    let without_load = median(&mut loads[0]);
-    let with_load = median(&mut loads[1]);
-    println!(
-        "dlopen+dlclose: without {:.4}, with {:.4}; ratio {:.3}",
-        ms(without_load),
-        ms(with_load),
-        with_load.as_secs_f64() / without_load.as_secs_f64()
     );
     let medians: Vec<Duration> = logins.iter_mut().map(|s| median(s)).collect();
     for (login, m) in LOGINS.iter().zip(&medians) {
