@@ -954,3 +954,94 @@ fn unknown_and_unenrolled_users_cause_the_same_kind_of_exchange() {
         "{keys:?}"
     );
 }
+
+#[test]
+fn min_replicas_waits_for_a_replica_within_the_budget() {
+    if !can_run() {
+        return;
+    }
+    let redis = Redis::start("primary", &[]);
+    // No replica yet: WAIT times out with 0 acknowledgements.
+    check_fault(
+        "no replica for min_replicas = 1",
+        &redis,
+        &format!("password = {ADMIN_PASSWORD}\nmin_replicas = 1\n"),
+        300,
+        "acknowledged by 0 replicas",
+    );
+    // The markers above were set before WAIT failed (and stay: a code
+    // spent is spent); start clean for the second half.
+    redis.cli(&["FLUSHALL"]);
+    // With a replica of the primary, the marker is acknowledged.
+    let replica = Redis::start(
+        "replica",
+        &[
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            redis.port.to_string(),
+            "--masterauth".into(),
+            ADMIN_PASSWORD.into(),
+        ],
+    );
+    let until = Instant::now() + Duration::from_secs(10);
+    while !replica
+        .cli(&["INFO", "replication"])
+        .contains("master_link_status:up")
+    {
+        assert!(Instant::now() < until, "the replica did not connect");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let hosts = hosts(
+        2,
+        REUSE_FILE,
+        &plain_config(&redis, "min_replicas = 1\nfailure_policy = closed\n"),
+    );
+    let code_now = oath::totp_now(SECRET);
+    let (a, _) = hosts[0].login(&code_now);
+    assert_eq!(a.code, code::PAM_SUCCESS, "{a}");
+    assert_eq!(shared_state_errors(&a), 0, "{:?}", messages(&a));
+    // The replica has the marker.
+    assert_eq!(
+        replica
+            .keys()
+            .iter()
+            .filter(|k| k.starts_with("pam_totp:u:"))
+            .count(),
+        1
+    );
+    let (b, _) = hosts[1].login(&code_now);
+    assert!(logged(&b, "already used on another host"), "{b}");
+}
+
+#[test]
+fn the_fleet_window_is_seconds_long_on_the_servers_clock() {
+    if !can_run() {
+        return;
+    }
+    let redis = Redis::start("window", &[]);
+    // Two earlier attempts stamped with the server's own clock: one 31 s
+    // old (outside a 30 s window), one 29 s old (inside it).
+    let time = redis.cli(&["TIME"]);
+    let mut parts = time.lines();
+    let seconds: u64 = parts.next().unwrap().trim().parse().unwrap();
+    let micros: u64 = parts.next().unwrap().trim().parse().unwrap();
+    let now_ms = seconds * 1000 + micros / 1000;
+    let key = "pam_totp:r:test";
+    let old = (now_ms - 31_000).to_string();
+    let recent = (now_ms - 29_000).to_string();
+    redis.cli(&["ZADD", key, &old, "old", &recent, "recent"]);
+    let script = pam_totp::fleet::RATE_LIMIT_SCRIPT;
+    let count = |limit: &str| redis.cli(&["EVAL", script, "1", key, limit, "30000", "member"]);
+    // The script answers how many attempts were already in the window: 1.
+    assert_eq!(count("5"), "1");
+    assert_eq!(
+        redis.cli(&["ZCARD", key]),
+        "2",
+        "the old one removed, this one added"
+    );
+    // Only the newest ATTEMPTS are kept, and the key expires.
+    assert_eq!(count("1"), "2");
+    assert_eq!(redis.cli(&["ZCARD", key]), "1");
+    let ttl: i64 = redis.cli(&["PTTL", key]).parse().unwrap();
+    assert!(ttl > 30_000 && ttl <= 31_000, "PTTL {ttl}");
+}

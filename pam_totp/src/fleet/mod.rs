@@ -53,6 +53,10 @@ redis.call('PEXPIRE', KEYS[1], window + 1000)
 return recent
 ";
 
+/// How late the server may answer WAIT after its timeout (one tick of its
+/// event loop at the default `hz 10`, and a little more).
+const WAIT_TICK_MS: u64 = 110;
+
 /// Why the store gave no usable answer.
 #[derive(Debug)]
 pub enum FleetError {
@@ -299,9 +303,14 @@ impl Link {
             _ => return Err(FleetError::Unexpected("SET NX")),
         };
         if fresh && self.min_replicas > 0 {
-            // Leave a little of the budget for the reply itself.
+            // The server checks WAIT's timeout on its own clock tick (every
+            // 100 ms at the default hz 10): ask for the budget left minus a
+            // tick, so that its answer still arrives within the budget.
             let left = remaining(self.connection.deadline())?;
-            let wait_ms = (left.as_millis() as u64 * 9 / 10).max(1).to_string();
+            let wait_ms = (left.as_millis() as u64)
+                .saturating_sub(WAIT_TICK_MS)
+                .max(1)
+                .to_string();
             let wanted = self.min_replicas.to_string();
             match self
                 .connection
