@@ -313,4 +313,26 @@ mod tests {
         let err = ModuleOptions::parse(&["bad\noption"]).unwrap_err();
         assert_eq!(err.to_string(), "unknown module option \"bad\\noption\"");
     }
+
+    #[test]
+    fn shared_state_options() {
+        let o = ModuleOptions::parse(&["shared_state"]).unwrap();
+        assert_eq!(
+            o.shared_state.as_deref(),
+            Some("/etc/security/pam_totp_shared.conf")
+        );
+        assert_eq!(o.shared_state_policy, FailurePolicy::Local);
+        let o = ModuleOptions::parse(&["shared_state=/etc/x.conf", "shared_state_policy=closed"])
+            .unwrap();
+        assert_eq!(o.shared_state.as_deref(), Some("/etc/x.conf"));
+        assert_eq!(o.shared_state_policy, FailurePolicy::Closed);
+        assert_eq!(ModuleOptions::default().shared_state, None);
+        for bad in [
+            "shared_state=",
+            "shared_state_policy=open",
+            "shared_state_policy",
+        ] {
+            assert!(ModuleOptions::parse(&[bad]).is_err(), "{bad}");
+        }
+    }
 }
