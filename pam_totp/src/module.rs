@@ -29,6 +29,11 @@
 //!    (clock-skew learning, grace-period hosts) succeeds with a warning;
 //!    nothing else is relaxed.
 //!
+//! Fleet mode (`shared_state`, [`crate::fleet`]) adds two steps inside the
+//! lock of step 5: the fleet-wide attempt limit before the code is checked,
+//! and the shared marker of what the code consumed before the file is
+//! saved ([`CommitCheck`]).
+//!
 //! Every failure is one log line naming the user and the reason, never the
 //! code or the secret.
 
