@@ -1058,3 +1058,32 @@ fn the_fleet_window_is_seconds_long_on_the_servers_clock() {
     let ttl: i64 = redis.cli(&["PTTL", key]).parse().unwrap();
     assert!(ttl > 30_000 && ttl <= 31_000, "PTTL {ttl}");
 }
+
+/// The README's example configuration is one the module accepts, and its
+/// ACL line is the one the tests run with.
+#[test]
+fn the_readme_example_configuration_parses() {
+    let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("/etc/security/pam_totp_shared.conf` (refused")
+        .expect("the README shows a configuration");
+    let example: String = readme[start..]
+        .lines()
+        .skip(1)
+        .skip_while(|l| !l.starts_with("    "))
+        .take_while(|l| l.starts_with("    "))
+        .map(|l| format!("{}\n", &l[4..]))
+        .collect();
+    assert!(example.contains("url = "), "{example}");
+    let config = pam_totp::fleet::Config::parse(example.as_bytes(), &|_| {
+        Ok(pam_totp::fleet::config::Password::from(String::new()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{example}"));
+    assert!(config.tls.is_some() && config.user.is_some());
+    // The ACL the README gives operators is the one the tests use.
+    assert!(
+        readme.contains(&format!("~pam_totp:* -@all {HOST_COMMANDS}")),
+        "README's ACL line differs from HOST_COMMANDS"
+    );
+}

@@ -2,19 +2,20 @@
 //! `/etc/security/pam_totp_shared.conf`:
 //!
 //! ```text
-//! # one "key = value" a line; '#' starts a comment line
-//! url = redis://10.0.0.5:6379/0        # or rediss:// for TLS; an IP address
-//! user = pam_totp_bastion1             # ACL user (optional)
-//! password_file = /etc/security/pam_totp_shared.pass   # or: password = ...
-//! namespace = pam_totp                 # key prefix (default pam_totp)
-//! timeout_ms = 300                     # time budget per login, the whole exchange
-//! failure_policy = local               # or closed
-//! min_replicas = 1                     # WAIT for this many replica acks (default 0)
-//! rate_limit = 3 30                    # fleet-wide limit; default: the file's RATE_LIMIT
-//! ca_file = /etc/ssl/redis-ca.pem      # rediss:// only, required
-//! client_cert = /etc/ssl/host.pem      # rediss:// only, optional, with client_key
+//! # one "key = value" a line; a comment is a line of its own
+//! url = redis://10.0.0.5:6379/0
+//! user = pam_totp_bastion1
+//! password_file = /etc/security/pam_totp_shared.pass
+//! namespace = pam_totp
+//! timeout_ms = 300
+//! failure_policy = local
+//! min_replicas = 1
+//! rate_limit = 3 30
+//! # rediss:// only:
+//! ca_file = /etc/ssl/redis-ca.pem
+//! client_cert = /etc/ssl/host.pem
 //! client_key = /etc/ssl/host.key
-//! tls_server_name = redis.example.net  # rediss:// only; default: the address
+//! tls_server_name = redis.example.net
 //! ```
 //!
 //! It holds a password, so it is refused unless it is a regular file owned
@@ -37,6 +38,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(300);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONFIG_SIZE: u64 = 16 * 1024;
 const DEFAULT_PORT: u16 = 6379;
+
+/// A password, wiped from memory when dropped.
+pub type Password = Zeroizing<String>;
 
 /// What to do when the store cannot give an answer in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +212,7 @@ impl Config {
     /// Parses the text; `read_password` reads a `password_file`.
     pub fn parse(
         bytes: &[u8],
-        read_password: &dyn Fn(&Path) -> Result<Zeroizing<String>, ConfigError>,
+        read_password: &dyn Fn(&Path) -> Result<Password, ConfigError>,
     ) -> Result<Config, ConfigError> {
         let text = std::str::from_utf8(bytes).map_err(|_| ConfigError::Line {
             line: 0,
