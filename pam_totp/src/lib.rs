@@ -11,7 +11,10 @@
 //! - [`store`]: every read and write of a secret file;
 //! - [`locked_update`]: the one locked read-decide-write path;
 //! - [`module`]: one authentication from start to end;
-//! - `ffi`: the libpam entry points, the only `unsafe` code.
+//! - [`fleet`]: the optional shared state of a fleet of hosts (Redis);
+//! - `ffi`: the libpam entry points. It and fleet mode's two system
+//!   boundaries (`fleet::net`, the socket; `fleet::tls`, libssl loaded on
+//!   demand) hold all of the `unsafe` code.
 #![deny(unsafe_code)]
 
 pub mod clock;
