@@ -35,8 +35,8 @@ use std::time::Instant;
 /// that concurrent logins on different hosts cannot interleave inside it.
 /// Times come from the server's clock, never from a host's.
 ///
-/// KEYS[1]: the user's attempts (a sorted set scored by time in ms);
-/// ARGV[1]: attempts allowed; ARGV[2]: window in ms; ARGV[3]: a unique
+/// `KEYS[1]`: the user's attempts (a sorted set scored by time in ms);
+/// `ARGV[1]`: attempts allowed; `ARGV[2]`: window in ms; `ARGV[3]`: a unique
 /// member for this attempt. Returns how many attempts were already in the
 /// window. The boundary is inclusive, like the local limit: an attempt
 /// exactly one window old still counts. Every attempt is added, refused or
