@@ -18,9 +18,9 @@
 
 use crate::module::{self, Pam, Priority, Status, SystemClock};
 use crate::sys::{
-    self, PamConv, PamHandle, PamMessage, PamResponse, PAM_AUTHTOK, PAM_AUTH_ERR, PAM_CONV,
-    PAM_CONV_ERR, PAM_ERROR_MSG, PAM_IGNORE, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_RHOST,
-    PAM_SERVICE_ERR, PAM_SUCCESS, PAM_SYSTEM_ERR,
+    self, PamConv, PamHandle, PamMessage, PamResponse, PAM_AUTHINFO_UNAVAIL, PAM_AUTHTOK,
+    PAM_AUTH_ERR, PAM_CONV, PAM_CONV_ERR, PAM_ERROR_MSG, PAM_IGNORE, PAM_PROMPT_ECHO_OFF,
+    PAM_PROMPT_ECHO_ON, PAM_RHOST, PAM_SERVICE_ERR, PAM_SUCCESS, PAM_SYSTEM_ERR,
 };
 use libc::{c_char, c_int, c_void};
 use std::ffi::{CStr, CString};
@@ -35,6 +35,7 @@ fn pam_code(status: Status) -> c_int {
         Status::AuthErr => PAM_AUTH_ERR,
         Status::ServiceErr => PAM_SERVICE_ERR,
         Status::ConvErr => PAM_CONV_ERR,
+        Status::AuthInfoUnavail => PAM_AUTHINFO_UNAVAIL,
     }
 }
 

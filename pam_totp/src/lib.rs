@@ -14,13 +14,16 @@
 //! - [`location`]: a secret file by path or in the store, behind one type;
 //! - [`locked_update`]: the one locked read-decide-write path;
 //! - [`module`]: one authentication from start to end;
+//! - [`fleet`]: the optional shared state of a fleet of hosts (Redis);
 //! - [`sys`]: libpam's C declarations and numbers that pam-sys lacks or gets
 //!   wrong, shared with the test driver and harness;
-//! - `ffi`: the libpam entry points, and `syscall`: a raw system call (the
-//!   thread's own supplementary groups): the only `unsafe` code.
+//! - `ffi`: the libpam entry points; `syscall`: a raw system call (the
+//!   thread's own supplementary groups); fleet mode's two system boundaries
+//!   (`fleet::net`, the socket; `fleet::tls`, libssl loaded on demand).
+//!   These four hold all of the `unsafe` code.
 //!
 //! `unsafe` is denied for the crate (workspace lints) and forbidden, so no
-//! inner `allow` can lift it, in every module but `ffi` and `syscall`. The entry points
+//! inner `allow` can lift it, in every module but these. The entry points
 //! stay in this crate because `pam_totp.so` must be built from it and must
 //! export them; see `ffi` for why the FFI is not a crate of its own.
 
@@ -41,6 +44,8 @@ pub mod clock;
 #[forbid(unsafe_code)]
 mod equal_refusals;
 mod ffi;
+// Not forbidden: its `net` and `tls` hold unsafe code (see above).
+pub mod fleet;
 #[forbid(unsafe_code)]
 pub mod location;
 #[forbid(unsafe_code)]

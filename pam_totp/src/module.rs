@@ -31,11 +31,17 @@
 //!    (clock-skew learning, grace-period hosts) succeeds with a warning;
 //!    nothing else is relaxed.
 //!
+//! Fleet mode (`shared_state`, [`crate::fleet`]) adds two steps inside the
+//! lock of step 5: the fleet-wide attempt limit before the code is checked,
+//! and the shared marker of what the code consumed before the file is
+//! saved ([`CommitCheck`]).
+//!
 //! Every failure is one log line naming the user and the reason, never the
 //! code or the secret.
 
 pub use crate::clock::{Clock, SystemClock};
 use crate::equal_refusals;
+use crate::fleet::{self, FailurePolicy, FleetCheck};
 use crate::location::SecretLocation;
 use crate::locked_update::{self, BeforeCommit, Decided, LocalOnly, Saved, UpdateError};
 use crate::options::{ModuleOptions, OptionError, PassMode};
@@ -45,6 +51,7 @@ use crate::root_store::{self, NameProblem, RootStore};
 use crate::secret_file::{ParseError, ParseErrorKind, SecretFile};
 use crate::store::{self, AccessRules, Identity, StoreError};
 use nix::unistd::{Gid, Uid, User};
+use std::cell::RefCell;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
@@ -87,6 +94,9 @@ pub enum Status {
     AuthErr,
     ServiceErr,
     ConvErr,
+    /// Fleet mode with `failure_policy = closed`: the shared state could
+    /// not be used (PAM_AUTHINFO_UNAVAIL).
+    AuthInfoUnavail,
 }
 
 #[derive(Debug)]
@@ -118,6 +128,9 @@ enum Failure {
         unsaved: Option<StoreError>,
     },
     NotSaved(StoreError),
+    /// `shared_state=` names a configuration that cannot be used, and the
+    /// PAM line's `shared_state_policy` is closed.
+    SharedConfig(fleet::ConfigError),
 }
 
 impl Failure {
@@ -125,6 +138,11 @@ impl Failure {
     fn status(&self) -> Status {
         match self {
             Failure::Options(_) | Failure::UnknownFileUser(_) => Status::ServiceErr,
+            Failure::SharedConfig(_)
+            | Failure::Rejected {
+                why: Rejected::SharedStateUnavailable,
+                ..
+            } => Status::AuthInfoUnavail,
             // An unknown user fails like a wrong code: a stack with custom
             // control values must not treat the two differently.
             Failure::NoUser
@@ -176,6 +194,10 @@ impl fmt::Display for Failure {
             Failure::NotSaved(e) => write!(
                 f,
                 "code was valid but the secret file could not be updated, so the login is refused: {e}"
+            ),
+            Failure::SharedConfig(e) => write!(
+                f,
+                "shared state configuration unusable ({e}); shared_state_policy=closed refuses the login"
             ),
         }
     }
@@ -261,6 +283,7 @@ pub fn authenticate_with_accounts<A: AsRef<[u8]>>(
         clock,
         accounts,
         commit_check,
+        fleet: None,
         options: ModuleOptions::default(),
         user: None,
         host: None,
@@ -283,6 +306,9 @@ struct Session<'a> {
     clock: &'a dyn Clock,
     accounts: &'a dyn Accounts,
     commit_check: &'a mut dyn CommitCheck,
+    /// Fleet mode (`shared_state=`): the shared-state step, used instead of
+    /// `commit_check`.
+    fleet: Option<FleetCheck>,
     options: ModuleOptions,
     user: Option<String>,
     /// PAM_RHOST if it is a plain host name or address (see
@@ -332,9 +358,73 @@ impl Session<'_> {
             Err(failure @ (Failure::File(_) | Failure::Parse(_) | Failure::NotSaved(_))) => {
                 (Priority::Error, failure.to_string())
             }
+            Err(failure @ Failure::SharedConfig(_)) => (Priority::Error, failure.to_string()),
+            Err(Failure::Rejected {
+                why: Rejected::SharedStateUnavailable,
+                unsaved,
+            }) => {
+                let reason = self
+                    .fleet
+                    .as_ref()
+                    .and_then(FleetCheck::failure)
+                    .map_or_else(|| "no answer".to_owned(), ToString::to_string);
+                let mut message = format!(
+                    "shared state unavailable ({reason}); failure_policy closed refuses the login"
+                );
+                if let Some(e) = unsaved {
+                    message.push_str(&format!(" (and the attempt could not be recorded: {e})"));
+                }
+                (Priority::Error, message)
+            }
             Err(failure) => (Priority::Notice, failure.to_string()),
         };
+        if let Some(fleet) = &self.fleet {
+            if let (FailurePolicy::Local, Some(e)) = (fleet.policy(), fleet.failure()) {
+                self.pam.log(
+                    Priority::Error,
+                    &self.line(&format!(
+                        "shared state unavailable ({e}); decided with the local file alone (failure_policy local)"
+                    )),
+                );
+            }
+        }
         self.pam.log(priority, &self.line(&message));
+    }
+
+    /// Fleet mode, a user with no account or no file: the store sees (and
+    /// the clock measures) what an enrolled user's wrong code costs.
+    fn fleet_decoy(&mut self) {
+        if let Some(fleet) = &mut self.fleet {
+            fleet.decoy();
+        }
+    }
+
+    /// Fleet mode: loads the shared-state configuration named on the PAM
+    /// line. One that cannot be used (unreadable by an unprivileged PAM
+    /// stack, insecure, invalid) is logged; `shared_state_policy` says
+    /// whether the login then goes on with the local file alone.
+    fn load_shared_state(&mut self) -> Result<(), Failure> {
+        let Some(path) = self.options.shared_state.clone() else {
+            return Ok(());
+        };
+        match fleet::Config::load(Path::new(&path)) {
+            Ok(config) => {
+                self.fleet = Some(FleetCheck::new(config));
+                Ok(())
+            }
+            Err(e) if self.options.shared_state_policy == FailurePolicy::Closed => {
+                Err(Failure::SharedConfig(e))
+            }
+            Err(e) => {
+                self.pam.log(
+                    Priority::Error,
+                    &self.line(&format!(
+                        "shared state configuration unusable ({e}); deciding with the local file alone (shared_state_policy local)"
+                    )),
+                );
+                Ok(())
+            }
+        }
     }
 
     fn run<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Success, Failure> {
@@ -345,6 +435,7 @@ impl Session<'_> {
             .pam
             .remote_host()
             .and_then(|h| policy::grace_host(&h).map(str::to_owned));
+        self.load_shared_state()?;
 
         let (target, file) = match self.load(&user)? {
             Loaded::File(target, file) => (target, file),
@@ -372,6 +463,7 @@ impl Session<'_> {
                         equal_refusals::judge_and_discard(answer, now, &self.options.policy);
                     }
                 }
+                self.fleet_decoy();
                 return Err(failure);
             }
         };
@@ -587,7 +679,7 @@ impl Session<'_> {
             return Ok(None);
         }
         // Re-check under the lock, and count the login against the rate limit.
-        let settled = self.decide_locked(target, |file| {
+        let settled = self.decide_locked(target, None, |file| {
             in_grace_period(file, &host, now, grace)
                 .then(|| Attempt::alone(policy::check_codeless_attempt(file, now)))
         })?;
@@ -609,7 +701,7 @@ impl Session<'_> {
         if policy::refuse_if_rate_limited(&mut file.clone(), now).is_none() {
             return Ok(());
         }
-        let settled = self.decide_locked(target, |file| {
+        let settled = self.decide_locked(target, None, |file| {
             policy::refuse_if_rate_limited(file, now).map(Attempt::alone)
         })?;
         match settled {
@@ -644,7 +736,7 @@ impl Session<'_> {
             self.host.clone(),
         );
         let mut hotp_missed = pass.hotp_missed_before;
-        let settled = self.decide_locked(target, |file| {
+        let settled = self.decide_locked(target, Some(now), |file| {
             let checked = policy::check_candidates(file, &codes, now, &policy_options, pass);
             hotp_missed = checked.hotp_missed;
             let mut decision = checked.decision;
@@ -703,14 +795,24 @@ impl Session<'_> {
     fn decide_locked(
         &mut self,
         target: &Target,
+        judging_code_at: Option<u64>,
         decide: impl FnOnce(&mut SecretFile) -> Option<Attempt>,
     ) -> Result<Option<Settled>, Failure> {
+        let check: &mut dyn CommitCheck = match &mut self.fleet {
+            Some(fleet) => fleet,
+            None => &mut *self.commit_check,
+        };
+        // Both steps below reach the same check, one after the other.
+        let check = RefCell::new(check);
         let decide = |file: &mut SecretFile| {
-            let outcome = decide(file);
+            let first = judging_code_at
+                .and_then(|now| check.borrow_mut().before_judging(file, now))
+                .map(Attempt::alone);
+            let outcome = first.or_else(|| decide(file));
             let changed = outcome.as_ref().is_some_and(|a| a.decision.changes.any());
             Decided { outcome, changed }
         };
-        let mut check = CheckAdapter(&mut *self.commit_check);
+        let mut check = CheckAdapter(&check);
         let committed = locked_update::read_decide_write_at(&target.location, decide, &mut check)
             .map_err(|error| match error {
             UpdateError::Store(e) => Failure::File(e),
@@ -788,6 +890,12 @@ struct Settled {
 /// refusing a code another host has already used). It may change the
 /// decision; the file is saved if the decision's changes then say so.
 pub trait CommitCheck {
+    /// Under the lock, before a typed code is judged (not for codeless
+    /// steps): may decide the attempt itself, e.g. refuse it over a
+    /// fleet-wide limit, so that the code is not even checked.
+    fn before_judging(&mut self, _file: &SecretFile, _now: u64) -> Option<Decision> {
+        None
+    }
     fn before_commit(&mut self, attempt: &mut Attempt, file: &mut SecretFile);
 }
 
@@ -795,12 +903,12 @@ impl CommitCheck for LocalOnly {
     fn before_commit(&mut self, _: &mut Attempt, _: &mut SecretFile) {}
 }
 
-struct CheckAdapter<'a>(&'a mut dyn CommitCheck);
+struct CheckAdapter<'a, 'b>(&'a RefCell<&'b mut dyn CommitCheck>);
 
-impl BeforeCommit<Option<Attempt>> for CheckAdapter<'_> {
+impl BeforeCommit<Option<Attempt>> for CheckAdapter<'_, '_> {
     fn before_commit(&mut self, decided: &mut Decided<Option<Attempt>>, file: &mut SecretFile) {
         if let Some(attempt) = decided.outcome.as_mut() {
-            self.0.before_commit(attempt, file);
+            self.0.borrow_mut().before_commit(attempt, file);
             decided.changed = attempt.decision.changes.any();
         }
     }

@@ -2,6 +2,7 @@
 //! file. Unknown or malformed arguments are errors: a typo must not quietly
 //! weaken a login.
 
+use crate::fleet::FailurePolicy;
 use crate::policy;
 use crate::store::DEFAULT_ALLOWED_MODE;
 use std::fmt;
@@ -123,6 +124,13 @@ pub struct ModuleOptions {
     pub grace_period: Option<u64>,
     /// `allow_readonly`: see [`crate::module`] for exactly what it permits.
     pub allow_readonly: bool,
+    /// `shared_state[=PATH]`: fleet mode, configured by PATH (default
+    /// /etc/security/pam_totp_shared.conf).
+    pub shared_state: Option<String>,
+    /// `shared_state_policy=local|closed`: what to do when that file cannot
+    /// be used (an unprivileged PAM stack cannot read it); the file's own
+    /// `failure_policy` governs an unreachable store.
+    pub shared_state_policy: FailurePolicy,
 }
 
 impl Default for ModuleOptions {
@@ -142,6 +150,8 @@ impl Default for ModuleOptions {
             allowed_mode: DEFAULT_ALLOWED_MODE,
             grace_period: None,
             allow_readonly: false,
+            shared_state: None,
+            shared_state_policy: FailurePolicy::Local,
         }
     }
 }
@@ -254,6 +264,19 @@ impl ModuleOptions {
                 ("no_increment_hotp", None) => options.policy.advance_hotp_on_failure = false,
                 ("no_strict_owner", None) => options.strict_owner = false,
                 ("allow_readonly", None) => options.allow_readonly = true,
+                ("shared_state", None) => {
+                    options.shared_state = Some(crate::fleet::config::DEFAULT_PATH.to_owned())
+                }
+                ("shared_state", Some(v)) => {
+                    options.shared_state = Some(non_empty("shared_state", v)?)
+                }
+                ("shared_state_policy", Some(v)) => {
+                    options.shared_state_policy =
+                        FailurePolicy::parse(v).ok_or(OptionError::BadValue {
+                            option: "shared_state_policy",
+                            reason: "local or closed",
+                        })?
+                }
                 _ => return Err(OptionError::Unknown(arg.to_owned())),
             }
         }
@@ -515,5 +538,27 @@ mod tests {
     fn error_text_escapes_the_argument() {
         let err = ModuleOptions::parse(&["bad\noption"]).unwrap_err();
         assert_eq!(err.to_string(), "unknown module option \"bad\\noption\"");
+    }
+
+    #[test]
+    fn shared_state_options() {
+        let o = ModuleOptions::parse(&["shared_state"]).unwrap();
+        assert_eq!(
+            o.shared_state.as_deref(),
+            Some("/etc/security/pam_totp_shared.conf")
+        );
+        assert_eq!(o.shared_state_policy, FailurePolicy::Local);
+        let o = ModuleOptions::parse(&["shared_state=/etc/x.conf", "shared_state_policy=closed"])
+            .unwrap();
+        assert_eq!(o.shared_state.as_deref(), Some("/etc/x.conf"));
+        assert_eq!(o.shared_state_policy, FailurePolicy::Closed);
+        assert_eq!(ModuleOptions::default().shared_state, None);
+        for bad in [
+            "shared_state=",
+            "shared_state_policy=open",
+            "shared_state_policy",
+        ] {
+            assert!(ModuleOptions::parse(&[bad]).is_err(), "{bad}");
+        }
     }
 }

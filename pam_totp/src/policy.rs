@@ -71,6 +71,18 @@ pub enum Rejected {
         attempts: u32,
         seconds: u32,
     },
+    /// Fleet mode: another host accepted this code first.
+    UsedOnAnotherHost {
+        scratch: bool,
+    },
+    /// Fleet mode: the fleet-wide attempt limit is used up.
+    FleetRateLimited {
+        attempts: u32,
+        seconds: u32,
+    },
+    /// Fleet mode with `failure_policy = closed`: the shared state gave no
+    /// answer in time.
+    SharedStateUnavailable,
 }
 
 impl Rejected {
@@ -99,6 +111,19 @@ impl fmt::Display for Rejected {
             Rejected::RateLimited { attempts, seconds } => write!(
                 f,
                 "too many attempts: RATE_LIMIT allows {attempts} in {seconds} seconds"
+            ),
+            Rejected::UsedOnAnotherHost { scratch: false } => {
+                f.write_str("verification code was already used on another host (shared state)")
+            }
+            Rejected::UsedOnAnotherHost { scratch: true } => {
+                f.write_str("scratch code was already used on another host (shared state)")
+            }
+            Rejected::FleetRateLimited { attempts, seconds } => write!(
+                f,
+                "too many attempts across the fleet: at most {attempts} in {seconds} seconds (shared state)"
+            ),
+            Rejected::SharedStateUnavailable => f.write_str(
+                "shared state unavailable and failure_policy is closed: login refused",
             ),
         }
     }

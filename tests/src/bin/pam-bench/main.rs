@@ -10,6 +10,8 @@
 //! pam-bench floor      --dir DIR --protocol google|ours|ours-without-dir-fsync [--iterations N]
 //! pam-bench contention --dir DIR --processes N --lock blocking|poll-2ms|poll-US|backoff [--outside-us N] [--seconds S]
 //! pam-bench refusals   --dir DIR --unenrolled USER [--rate-limit] [--iterations N] [--warmup N]
+//! pam-bench fleet-prepare --dir DIR --ours SO --without SO --shared-state CONF
+//! pam-bench fleet      --dir DIR --ours SO --without SO --redis-port P [--redis-password PW] [--iterations N] [--only without|with|store|load-without|load-with|loads]
 //! ```
 //!
 //! `prepare` writes DIR (service files, one directory per secret file) and
@@ -30,6 +32,7 @@
 //! costs nothing.
 #![allow(unsafe_code)] // FFI with libpam (pam.rs); every block says why it is sound.
 
+mod fleet;
 mod floor;
 mod latency;
 mod pam;
@@ -50,7 +53,9 @@ const USAGE: &str = "usage:
   pam-bench throughput --dir DIR --module ours|google --processes N --files distinct|shared [--seconds S]
   pam-bench floor      --dir DIR --protocol google|ours|ours-without-dir-fsync [--iterations N]
   pam-bench contention --dir DIR --processes N --lock blocking|poll-2ms|poll-US|backoff [--outside-us N] [--seconds S]
-  pam-bench refusals   --dir DIR --unenrolled USER [--rate-limit] [--iterations N] [--warmup N]";
+  pam-bench refusals   --dir DIR --unenrolled USER [--rate-limit] [--iterations N] [--warmup N]
+  pam-bench fleet-prepare --dir DIR --ours SO --without SO --shared-state CONF
+  pam-bench fleet      --dir DIR --ours SO --without SO --redis-port P [--redis-password PW] [--iterations N] [--only without|with|store|load-without|load-with|loads]";
 
 /// Flags of every command; each command checks the ones it needs.
 #[derive(Debug, Default)]
@@ -72,6 +77,12 @@ struct Args {
     outside_us: Option<u64>,
     unenrolled: Option<String>,
     rate_limit: bool,
+    // fleet.rs
+    without: Option<PathBuf>,
+    shared_state: Option<PathBuf>,
+    redis_port: Option<u16>,
+    redis_password: Option<String>,
+    only: Option<fleet::Only>,
 }
 
 fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
@@ -128,6 +139,11 @@ fn parse_args(mut args: impl Iterator<Item = OsString>) -> Result<Args, String> 
             "--lock" => parsed.lock = Some(text),
             "--outside-us" => parsed.outside_us = Some(number(&flag, &text)?),
             "--unenrolled" => parsed.unenrolled = Some(text.clone()),
+            "--without" => parsed.without = Some(PathBuf::from(value)),
+            "--shared-state" => parsed.shared_state = Some(PathBuf::from(value)),
+            "--redis-port" => parsed.redis_port = Some(number(&flag, &text)?),
+            "--redis-password" => parsed.redis_password = Some(text),
+            "--only" => parsed.only = Some(fleet::Only::parse(&text)?),
             other => return Err(format!("unknown flag {other:?}")),
         }
     }
@@ -220,6 +236,24 @@ fn run(args: Args) -> Result<(), String> {
     let module = || args.module.ok_or("--module is required");
     match args.command.as_str() {
         "prepare" => prepare(&layout, &args),
+        "fleet-prepare" => fleet::prepare(
+            args.dir.as_deref().ok_or("--dir is required")?,
+            args.ours.as_deref().ok_or("--ours is required")?,
+            args.without.as_deref().ok_or("--without is required")?,
+            args.shared_state
+                .as_deref()
+                .ok_or("--shared-state is required")?,
+        ),
+        "fleet" => fleet::run(
+            args.dir.as_deref().ok_or("--dir is required")?,
+            &user(),
+            args.ours.as_deref().ok_or("--ours is required")?,
+            args.without.as_deref().ok_or("--without is required")?,
+            args.redis_port.ok_or("--redis-port is required")?,
+            args.redis_password.as_deref(),
+            args.iterations.unwrap_or(300),
+            args.only,
+        ),
         "latency" => latency::run(
             &layout,
             &user(),
