@@ -39,15 +39,14 @@ build_packages=(
 )
 
 # Tests and CI checks: real libpam under pam_wrapper, Google's module for
-# the differential suite, independent code generation and QR decoding, a
-# PAM client, clock control, memory checks (benchmarks), a real sshd,
+# the differential suite, independent code generation and QR decoding,
+# clock control, memory checks (benchmarks), a real sshd,
 # lintian (packaging/check-deb.sh) and shellcheck (.ci/run).
 test_packages=(
     libpam-wrapper
     libpam-google-authenticator
     oathtool
     zbar-tools
-    pamtester
     faketime
     valgrind
     openssh-server

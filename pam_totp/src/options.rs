@@ -14,6 +14,8 @@ pub enum OptionForm {
     Flag,
     /// `name=value`; `example` is a value the parser accepts.
     Value { example: &'static str },
+    /// Either the name alone (a default value) or `name=value`.
+    FlagOrValue { example: &'static str },
 }
 
 /// One module option: its name, other spellings, and form.
@@ -65,6 +67,15 @@ pub const OPTIONS: &[OptionSpec] = &[
     value("allowed_perm", "0640"),
     value("grace_period", "3600"),
     flag("allow_readonly"),
+    value("store", "/var/lib/pam_totp"),
+    OptionSpec {
+        name: "shared_state",
+        aliases: &[],
+        form: OptionForm::FlagOrValue {
+            example: "/etc/security/pam_totp_shared.conf",
+        },
+    },
+    value("shared_state_policy", "closed"),
 ];
 
 impl OptionSpec {
@@ -72,7 +83,11 @@ impl OptionSpec {
     pub fn find(name: &str, has_value: bool) -> Option<&'static OptionSpec> {
         OPTIONS.iter().find(|spec| {
             (spec.name == name || spec.aliases.contains(&name))
-                && has_value == matches!(spec.form, OptionForm::Value { .. })
+                && match spec.form {
+                    OptionForm::Flag => !has_value,
+                    OptionForm::Value { .. } => has_value,
+                    OptionForm::FlagOrValue { .. } => true,
+                }
         })
     }
 }
@@ -347,15 +362,18 @@ mod tests {
     fn every_registered_option_parses() {
         for spec in OPTIONS {
             for name in std::iter::once(&spec.name).chain(spec.aliases) {
-                let arg = match spec.form {
-                    OptionForm::Flag => name.to_string(),
-                    OptionForm::Value { example } => format!("{name}={example}"),
+                let (arg, wrong_form) = match spec.form {
+                    OptionForm::Flag => (name.to_string(), format!("{name}=1")),
+                    OptionForm::Value { example } => {
+                        (format!("{name}={example}"), name.to_string())
+                    }
+                    OptionForm::FlagOrValue { example } => {
+                        assert!(ModuleOptions::parse(&[name]).is_ok(), "{name}");
+                        assert!(ModuleOptions::parse(&[&format!("{name}={example}")]).is_ok());
+                        continue;
+                    }
                 };
                 assert!(ModuleOptions::parse(&[&arg]).is_ok(), "{arg}");
-                let wrong_form = match spec.form {
-                    OptionForm::Flag => format!("{name}=1"),
-                    OptionForm::Value { .. } => name.to_string(),
-                };
                 assert!(
                     matches!(
                         ModuleOptions::parse(&[&wrong_form]),

@@ -54,7 +54,7 @@ pub mod scenario;
 pub mod system;
 
 pub use outcome::{code, Answer, AuthtokSeen, LogLine, Outcome, Prompt, PromptStyle};
-pub use scenario::{Clock, DriverFailure, Login, OutOfAnswers, Scenario, SERVICE};
+pub use scenario::{Clock, DriverFailure, Login, OutOfAnswers, Race, Scenario, SERVICE};
 pub use system::Module;
 
 /// The environment variable that turns every skip into a failure. CI sets

@@ -712,6 +712,126 @@ impl Login<'_> {
     }
 }
 
+/// Logins of one or more scenarios (e.g. several hosts sharing a store),
+/// each with its answer, run all at once as [`Login::race`] runs one
+/// scenario's: every driver is started and left at its prompt, then all
+/// answer together.
+///
+/// pam_wrapper may hand two processes started together the same copy of a
+/// service directory (see `MAX_CONCURRENT_DRIVERS` below), so all the drivers
+/// of a race start from one directory holding every login's service file,
+/// each under a name of its own: a shared copy then changes nothing.
+#[must_use = "a race does nothing until run"]
+pub struct Race<'a> {
+    entries: Vec<(Login<'a>, OsString)>,
+    before_retry: Option<Box<dyn FnMut() + 'a>>,
+}
+
+impl Default for Race<'_> {
+    fn default() -> Self {
+        Race::new()
+    }
+}
+
+impl<'a> Race<'a> {
+    pub fn new() -> Self {
+        Race {
+            entries: Vec::new(),
+            before_retry: None,
+        }
+    }
+
+    /// Adds a login (of any scenario) that will answer its first prompt
+    /// with `answer`; its scripted answers, if any, are not used.
+    pub fn login(mut self, login: Login<'a>, answer: impl Into<OsString>) -> Self {
+        self.entries.push((login, answer.into()));
+        self
+    }
+
+    /// Called before a race is run again because pam_wrapper could not
+    /// start one of its drivers: to put back state outside the scenarios'
+    /// secret files (those are put back by the race itself), e.g. a store
+    /// the modules share.
+    pub fn before_retry(mut self, reset: impl FnMut() + 'a) -> Self {
+        self.before_retry = Some(Box::new(reset));
+        self
+    }
+
+    /// Runs the race; the outcomes come in the order the logins were added.
+    pub fn run(mut self) -> Vec<Outcome> {
+        let Some((first, _)) = self.entries.first() else {
+            return Vec::new();
+        };
+        let home = first.scenario;
+        // Each login asks for a service of its own, all in one directory.
+        for (index, (login, _)) in self.entries.iter_mut().enumerate() {
+            login.service = format!("{SERVICE}-race-{index}");
+            login.requested_service = None;
+        }
+        // Every scenario's secret file as it was, to put back on a retry.
+        let mut secrets: Vec<(PathBuf, Vec<u8>, u32)> = Vec::new();
+        for (login, _) in &self.entries {
+            let path = login.scenario.secret_path();
+            if secrets.iter().any(|(known, _, _)| *known == path) {
+                continue;
+            }
+            if let (Ok(bytes), Some(mode)) = (fs::read(&path), login.scenario.secret_mode()) {
+                secrets.push((path, bytes, mode));
+            }
+        }
+        let _slot = DriverSlot::acquire();
+        for attempt in 1..=system::PAM_WRAPPER_START_ATTEMPTS {
+            let run = home.runs.fetch_add(1, Ordering::Relaxed);
+            let run_dir = home.dir.join(format!("race-{run}"));
+            let service_dir = run_dir.join("pam.d");
+            fs::create_dir_all(&service_dir)
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", service_dir.display()));
+            write_other_service(&service_dir);
+            for (login, _) in &self.entries {
+                fs::write(service_dir.join(&login.service), login.service_file())
+                    .unwrap_or_else(|e| panic!("cannot write the service file: {e}"));
+            }
+            let hold = run_dir.join("hold");
+            let drivers: Vec<Driver> = self
+                .entries
+                .iter()
+                .map(|(login, answer)| {
+                    login.spawn(&service_dir, std::slice::from_ref(answer), Some(&hold))
+                })
+                .collect();
+            wait_until_prompted(&hold, &drivers);
+            release(&hold);
+            let finished: Vec<Finished> = self
+                .entries
+                .iter()
+                .zip(drivers)
+                .map(|((login, _), driver)| driver.finish(login.timeout))
+                .collect();
+            let retry = finished.iter().any(Finished::could_not_start);
+            if retry && attempt < system::PAM_WRAPPER_START_ATTEMPTS {
+                for (path, bytes, mode) in &secrets {
+                    home.write_file_with_mode(path, bytes, *mode);
+                }
+                if let Some(reset) = self.before_retry.as_mut() {
+                    reset();
+                }
+                continue;
+            }
+            return self
+                .entries
+                .iter()
+                .zip(finished)
+                .map(|((login, _), f)| {
+                    login
+                        .outcome(f)
+                        .unwrap_or_else(|failure| panic!("{failure}"))
+                })
+                .collect();
+        }
+        unreachable!("the last attempt returns")
+    }
+}
+
 /// A started pam-driver.
 struct Driver {
     pid: nix::unistd::Pid,

@@ -69,9 +69,11 @@ fn readme_table_spans(readme: &str, header: &str) -> Vec<String> {
     spans
 }
 
-/// A module option as documented: `name` or `name=`.
+/// A module option as documented: `name`, `name=`, or `name[=value]`
+/// (an optional value; read as `name`).
 fn option_word(text: &str) -> String {
     let word = text.split_whitespace().next().unwrap_or_default();
+    let word = word.split('[').next().unwrap_or_default();
     match word.split_once('=') {
         Some((name, _value)) => format!("{name}="),
         None => word.to_owned(),
@@ -89,6 +91,8 @@ fn registered_options() -> BTreeSet<String> {
         .map(|(name, form)| match form {
             OptionForm::Flag => name.to_owned(),
             OptionForm::Value { .. } => format!("{name}="),
+            // Documented as `name[=value]`, read as `name` below.
+            OptionForm::FlagOrValue { .. } => name.to_owned(),
         })
         .collect()
 }

@@ -8,7 +8,7 @@
 //! owned by root) the tests say they were skipped and why; with
 //! `PAM_TOTP_REQUIRE_ALL=1` (CI) such a skip is a failure.
 
-use pam_totp_tests::{code, oath, Module, Outcome, Scenario};
+use pam_totp_tests::{code, oath, Module, Outcome, Race, Scenario};
 use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
@@ -16,7 +16,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "JBSWY3DPEHPK3PXP";
@@ -29,7 +28,6 @@ fn can_run() -> bool {
     for (tool, package) in [
         ("redis-server", "redis-server"),
         ("redis-cli", "redis-server"),
-        ("pamtester", "pamtester"),
     ] {
         if !Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
@@ -76,13 +74,6 @@ fn free_port() -> u16 {
             return port;
         }
     }
-}
-
-/// Processes that pam_wrapper starts at once share 62 slots: one race at a time.
-static RACE: Mutex<()> = Mutex::new(());
-
-fn one_race_at_a_time() -> MutexGuard<'static, ()> {
-    RACE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A redis-server of this test's own, killed on drop.
@@ -247,8 +238,6 @@ const HOST_COMMANDS: &str =
 struct Host {
     scenario: Scenario,
     config: PathBuf,
-    /// The secret file as first written.
-    file: String,
 }
 
 impl Host {
@@ -261,7 +250,6 @@ impl Host {
         Host {
             scenario,
             config: config_path,
-            file: file.to_owned(),
         }
     }
 
@@ -383,88 +371,31 @@ fn a_scratch_code_works_once_fleet_wide() {
     }
 }
 
-/// pamtester processes spread over the hosts, all started and left at the
-/// prompt, then all answered at once. Per answer: success, and all logs.
-/// When pam_wrapper could not start one of them (its 62 machine-wide slots
-/// are shared with every other test on the machine), the race is not the
-/// one asked for: the store and the files are reset and it runs again.
+/// Logins spread over the hosts (answer `i` on host `i % hosts.len()`),
+/// all started and left at the prompt, then all answered at once, through
+/// the harness's [`Race`]. Per answer: success; and every log line. If
+/// pam_wrapper could not start one of them, the race runs again from the
+/// same state (the files are put back by the harness, the store here).
 fn race(redis: &Redis, hosts: &[Host], answers: &[String]) -> (Vec<bool>, Vec<String>) {
-    let _slot = one_race_at_a_time();
-    for _ in 0..pam_totp_tests::system::PAM_WRAPPER_START_ATTEMPTS {
-        if let Some(result) = race_once(hosts, answers) {
-            return result;
-        }
-        redis.cli(&["FLUSHALL"]);
-        for host in hosts {
-            host.scenario.write_secret(&host.file);
-        }
-    }
-    panic!("pam_wrapper could not start every process of the race");
-}
-
-fn race_once(hosts: &[Host], answers: &[String]) -> Option<(Vec<bool>, Vec<String>)> {
-    pam_totp_tests::system::remove_stale_pam_wrapper_dirs();
-    let user = pam_totp_tests::system::current_user().1;
-    let services: Vec<PathBuf> = hosts
-        .iter()
-        .map(|host| {
-            let dir = host.scenario.dir().join("race-services");
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir).unwrap();
-            fs::write(dir.join("other"), "auth required pam_deny.so\n").unwrap();
-            fs::write(
-                dir.join("totp"),
-                format!(
-                    "auth required {} {}\n",
-                    Module::Ours.path().display(),
-                    host.scenario.module_options().join(" ")
-                ),
-            )
-            .unwrap();
-            dir
-        })
-        .collect();
-    let mut children: Vec<Child> = answers
+    let race = answers
         .iter()
         .enumerate()
-        .map(|(i, _)| {
-            Command::new("pamtester")
-                .args(["totp", &user, "authenticate"])
-                .env("LD_PRELOAD", "libpam_wrapper.so")
-                .env("PAM_WRAPPER", "1")
-                .env("PAM_WRAPPER_SERVICE_DIR", &services[i % hosts.len()])
-                .env("PAM_WRAPPER_DEBUGLEVEL", "2")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("pamtester starts")
+        .fold(Race::new(), |race, (i, answer)| {
+            race.login(hosts[i % hosts.len()].scenario.login(), answer)
         })
+        .before_retry(|| {
+            redis.cli(&["FLUSHALL"]);
+        });
+    let outcomes = race.run();
+    let results = outcomes
+        .iter()
+        .map(|o| o.code == code::PAM_SUCCESS)
         .collect();
-    for (child, answer) in children.iter_mut().zip(answers) {
-        let mut stdin = child.stdin.take().unwrap();
-        let _ = writeln!(stdin, "{answer}");
-    }
-    let mut results = Vec::new();
-    let mut logs = Vec::new();
-    let mut all_started = true;
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        all_started &= !pam_totp_tests::system::pam_wrapper_could_not_start(&stderr, &stdout);
-        results.push(
-            out.status.success()
-                && String::from_utf8_lossy(&out.stdout).contains("successfully authenticated"),
-        );
-        logs.extend(
-            stderr
-                .lines()
-                .filter(|l| l.contains("SYSLOG("))
-                .map(str::to_owned),
-        );
-    }
-    all_started.then_some((results, logs))
+    let logs = outcomes
+        .iter()
+        .flat_map(|o| o.logs.iter().map(|l| l.message.clone()))
+        .collect();
+    (results, logs)
 }
 
 #[test]

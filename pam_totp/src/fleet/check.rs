@@ -76,10 +76,12 @@ impl FleetCheck {
         if filled.is_err() {
             return;
         }
-        let keys = UserKeys::new(
+        let Ok(keys) = UserKeys::new(
             &crate::otp::Secret::from_bytes(random.to_vec()),
             &self.config.namespace,
-        );
+        ) else {
+            return;
+        };
         let (attempts, seconds) = match self.config.rate_limit {
             super::FleetLimit::None => {
                 let _ = Link::open(&self.config);
@@ -102,7 +104,15 @@ impl CommitCheck for FleetCheck {
         // When the local limit refuses this attempt, it refuses (and counts)
         // it first: the fleet window is not charged for it.
         let locally_limited = policy::refuse_if_rate_limited(&mut file.clone(), now).is_some();
-        let keys = UserKeys::new(file.secret(), &self.config.namespace);
+        let keys = match UserKeys::new(file.secret(), &self.config.namespace) {
+            Ok(keys) => keys,
+            Err(error) => {
+                // Without the names the shared state cannot be checked: this
+                // is no outage a failure policy could forgive, so refuse.
+                self.fail(error);
+                return Some(refused(Rejected::SharedStateUnavailable));
+            }
+        };
         let mut link = match Link::open(&self.config) {
             Ok(link) => link,
             Err(error) => {

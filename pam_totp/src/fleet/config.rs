@@ -231,7 +231,7 @@ impl Config {
             (None, None, None, None);
         let mut seen = Vec::new();
         for (index, raw) in text.lines().enumerate() {
-            let line = index + 1;
+            let line = index.saturating_add(1);
             let bad = |reason: &str| ConfigError::Line {
                 line,
                 reason: reason.to_owned(),

@@ -4,11 +4,13 @@
 //! of the secret. A new secret (re-enrolment) gives new names, so it starts
 //! clean.
 
+use super::FleetError;
 use crate::otp::Secret;
+use hmac::digest::Key;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use std::fmt::Write;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 type HmacSha1 = Hmac<Sha1>;
 
@@ -21,8 +23,7 @@ pub struct UserKeys {
     namespace: String,
 }
 
-fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 20] {
-    let mut mac = HmacSha1::new_from_slice(key).expect("HMAC takes a key of any length");
+fn finish(mut mac: HmacSha1, parts: &[&[u8]]) -> [u8; 20] {
     for part in parts {
         mac.update(part);
     }
@@ -30,16 +31,31 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 20] {
 }
 
 impl UserKeys {
-    pub fn new(secret: &Secret, namespace: &str) -> UserKeys {
-        UserKeys {
-            key: Zeroizing::new(hmac(secret.as_bytes(), &[USER_KEY_LABEL])),
+    /// The secret's length varies, so its HMAC key goes through
+    /// `new_from_slice`. HMAC takes keys of any length, so it cannot fail
+    /// today; if a future version of the crate ever refused one, the
+    /// caller refuses the login rather than guess at the names.
+    pub fn new(secret: &Secret, namespace: &str) -> Result<UserKeys, FleetError> {
+        let mac =
+            HmacSha1::new_from_slice(secret.as_bytes()).map_err(|_| FleetError::KeyDerivation)?;
+        Ok(UserKeys {
+            key: Zeroizing::new(finish(mac, &[USER_KEY_LABEL])),
             namespace: namespace.to_owned(),
-        }
+        })
     }
 
     fn name(&self, tag: char, kind: &str, data: &[u8]) -> String {
-        let digest = hmac(&*self.key, &[kind.as_bytes(), b"\0", data]);
-        let mut name = String::with_capacity(self.namespace.len() + 43);
+        // The per-user key has a fixed 20 bytes: padded with zeros to the
+        // block, it is exactly the key HMAC would build from the 20 bytes,
+        // and `Mac::new` takes it with no error path.
+        let mut block = Key::<HmacSha1>::default();
+        for (to, from) in block.iter_mut().zip(self.key.iter()) {
+            *to = *from;
+        }
+        let mac = <HmacSha1 as Mac>::new(&block);
+        block.as_mut_slice().zeroize();
+        let digest = finish(mac, &[kind.as_bytes(), b"\0", data]);
+        let mut name = String::with_capacity(self.namespace.len().saturating_add(43));
         name.push_str(&self.namespace);
         name.push(':');
         name.push(tag);
@@ -71,7 +87,18 @@ mod tests {
     use super::*;
 
     fn keys(secret: &[u8]) -> UserKeys {
-        UserKeys::new(&Secret::from_bytes(secret.to_vec()), "ns")
+        UserKeys::new(&Secret::from_bytes(secret.to_vec()), "ns").unwrap()
+    }
+
+    #[test]
+    fn padded_block_key_gives_the_same_names_as_the_short_key() {
+        let a = keys(b"12345678901234567890");
+        let mut mac = HmacSha1::new_from_slice(&*a.key).unwrap();
+        mac.update(b"step\0");
+        mac.update(&7u64.to_be_bytes());
+        let digest: [u8; 20] = mac.finalize().into_bytes().into();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(a.step(7), format!("ns:u:{hex}"));
     }
 
     #[test]

@@ -71,6 +71,8 @@ pub enum FleetError {
     },
     Tls(String),
     Unexpected(&'static str),
+    /// The key names could not be derived from the secret.
+    KeyDerivation,
 }
 
 impl fmt::Display for FleetError {
@@ -89,6 +91,7 @@ impl fmt::Display for FleetError {
             ),
             FleetError::Tls(e) => write!(f, "TLS: {e}"),
             FleetError::Unexpected(what) => write!(f, "unexpected reply to {what}"),
+            FleetError::KeyDerivation => f.write_str("cannot derive the key names"),
         }
     }
 }
@@ -159,7 +162,11 @@ pub fn claims(before: &SecretFile, after: &SecretFile, accepted: Accepted) -> Ve
         Accepted::Code | Accepted::CodeAfterSkewCorrection { .. } => {
             match (before.settings().mode, after.settings().mode) {
                 (Mode::Counter { next: old }, Mode::Counter { next: new }) if new > old => {
-                    vec![Claim::Counter { counter: new - 1 }]
+                    // new > old, so new is at least 1 and this always yields one claim.
+                    new.checked_sub(1)
+                        .map(|counter| Claim::Counter { counter })
+                        .into_iter()
+                        .collect()
                 }
                 (Mode::Time { step_seconds }, _) => after
                     .used_steps()
@@ -215,7 +222,10 @@ impl Link {
     /// `config.timeout` from now; the same deadline bounds every later
     /// command on this link.
     pub fn open(config: &Config) -> Result<Link, FleetError> {
-        let deadline = Instant::now() + config.timeout;
+        // The timeout is at most MAX_TIMEOUT, so this cannot overflow.
+        let deadline = Instant::now()
+            .checked_add(config.timeout)
+            .ok_or(FleetError::Client(ClientError::Timeout))?;
         remaining(deadline)?;
         let tcp = net::Socket::connect(&config.address, deadline).map_err(|e| match e.kind() {
             std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {

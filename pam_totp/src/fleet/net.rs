@@ -236,7 +236,12 @@ impl Socket {
                     0,
                 ],
             ) {
-                Ok(n) => buf = &buf[n as usize..],
+                Ok(n) => {
+                    buf = usize::try_from(n)
+                        .ok()
+                        .and_then(|n| buf.get(n..))
+                        .ok_or_else(|| io::Error::other("sendto reported more than it sent"))?
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(libc::POLLOUT)?,
                 Err(e) => return Err(e),
             }
@@ -251,7 +256,7 @@ impl Socket {
 
 impl Stream for Socket {
     fn set_timeouts(&mut self, timeout: Duration) -> io::Result<()> {
-        self.deadline = Instant::now() + timeout;
+        self.deadline = deadline_after(timeout)?;
         Ok(())
     }
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -260,4 +265,12 @@ impl Stream for Socket {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         Socket::write_all(self, buf)
     }
+}
+
+/// The instant `timeout` from now. The timeouts passed are what is left of
+/// a deadline, so this cannot overflow; an error if it ever did.
+pub fn deadline_after(timeout: Duration) -> io::Result<Instant> {
+    Instant::now()
+        .checked_add(timeout)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "timeout too long"))
 }

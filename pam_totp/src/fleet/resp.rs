@@ -62,10 +62,18 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Reply, usize)>, ProtocolError> {
     parse_at(buf, 0)
 }
 
+/// `a + b` for lengths; no reply we accept comes near overflowing.
+fn add(a: usize, b: usize) -> Result<usize, ProtocolError> {
+    a.checked_add(b).ok_or(ProtocolError("length overflow"))
+}
+
 fn line(buf: &[u8]) -> Result<Option<(&[u8], usize)>, ProtocolError> {
-    let limit = buf.len().min(MAX_LINE + 2);
-    match buf[..limit].windows(2).position(|w| w == b"\r\n") {
-        Some(end) => Ok(Some((&buf[..end], end + 2))),
+    let window = buf.get(..MAX_LINE + 2).unwrap_or(buf);
+    match window.windows(2).position(|w| w == b"\r\n") {
+        Some(end) => match window.get(..end) {
+            Some(head) => Ok(Some((head, add(end, 2)?))),
+            None => Err(ProtocolError("line out of bounds")),
+        },
         None if buf.len() > MAX_LINE + 2 => Err(ProtocolError("line too long")),
         None => Ok(None),
     }
@@ -87,7 +95,7 @@ fn parse_at(buf: &[u8], depth: usize) -> Result<Option<(Reply, usize)>, Protocol
     let Some((head, head_len)) = line(rest)? else {
         return Ok(None);
     };
-    let mut used = 1 + head_len;
+    let mut used = add(1, head_len)?;
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     let reply = match kind {
         b'+' => Reply::Simple(text(head)),
@@ -102,15 +110,16 @@ fn parse_at(buf: &[u8], depth: usize) -> Result<Option<(Reply, usize)>, Protocol
                 if len > MAX_BULK {
                     return Err(ProtocolError("bulk string too long"));
                 }
-                let body = &buf[used..];
-                if body.len() < len + 2 {
+                let whole = add(len, 2)?;
+                let Some(body) = buf.get(used..).and_then(|rest| rest.get(..whole)) else {
                     return Ok(None);
-                }
-                if &body[len..len + 2] != b"\r\n" {
+                };
+                let (data, end) = body.split_at(len.min(body.len()));
+                if end != b"\r\n" {
                     return Err(ProtocolError("bulk string not terminated"));
                 }
-                used += len + 2;
-                Reply::Bulk(body[..len].to_vec())
+                used = add(used, whole)?;
+                Reply::Bulk(data.to_vec())
             }
         }
         b'*' => {
@@ -127,10 +136,11 @@ fn parse_at(buf: &[u8], depth: usize) -> Result<Option<(Reply, usize)>, Protocol
                 }
                 let mut items = Vec::with_capacity(len);
                 for _ in 0..len {
-                    let Some((item, item_len)) = parse_at(&buf[used..], depth + 1)? else {
+                    let rest = buf.get(used..).unwrap_or_default();
+                    let Some((item, item_len)) = parse_at(rest, add(depth, 1)?)? else {
                         return Ok(None);
                     };
-                    used += item_len;
+                    used = add(used, item_len)?;
                     items.push(item);
                 }
                 Reply::Array(items)
@@ -265,7 +275,10 @@ impl<S: Stream> Connection<S> {
             if n == 0 {
                 return Err(ClientError::Closed);
             }
-            self.buffer.extend_from_slice(&chunk[..n]);
+            let received = chunk.get(..n).ok_or(ClientError::Protocol(ProtocolError(
+                "the stream reported more bytes than it read",
+            )))?;
+            self.buffer.extend_from_slice(received);
         }
     }
 }

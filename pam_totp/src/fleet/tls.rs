@@ -125,41 +125,71 @@ fn load() -> Result<Api, String> {
         // in every load of the module.)
         return Err("cannot load libssl.so.3 (package libssl3)".into());
     }
-    // SAFETY (every line): each signature below is the one OpenSSL 3's
-    // headers declare for that name (pointers to opaque types as void *).
-    unsafe {
-        Ok(Api {
-            tls_client_method: symbol(handle, c"TLS_client_method")?,
-            ctx_new: symbol(handle, c"SSL_CTX_new")?,
-            ctx_free: symbol(handle, c"SSL_CTX_free")?,
-            ctx_set_verify: symbol(handle, c"SSL_CTX_set_verify")?,
-            ctx_load_verify_locations: symbol(handle, c"SSL_CTX_load_verify_locations")?,
-            ctx_use_certificate_chain_file: symbol(handle, c"SSL_CTX_use_certificate_chain_file")?,
-            ctx_use_private_key_file: symbol(handle, c"SSL_CTX_use_PrivateKey_file")?,
-            ctx_check_private_key: symbol(handle, c"SSL_CTX_check_private_key")?,
-            ctx_ctrl: symbol(handle, c"SSL_CTX_ctrl")?,
-            ssl_new: symbol(handle, c"SSL_new")?,
-            ssl_free: symbol(handle, c"SSL_free")?,
-            ssl_set_bio: symbol(handle, c"SSL_set_bio")?,
-            ssl_set1_host: symbol(handle, c"SSL_set1_host")?,
-            ssl_ctrl: symbol(handle, c"SSL_ctrl")?,
-            ssl_connect: symbol(handle, c"SSL_connect")?,
-            ssl_read: symbol(handle, c"SSL_read")?,
-            ssl_write: symbol(handle, c"SSL_write")?,
-            ssl_get_error: symbol(handle, c"SSL_get_error")?,
-            ssl_get_verify_result: symbol(handle, c"SSL_get_verify_result")?,
-            verify_error_string: symbol(handle, c"X509_verify_cert_error_string")?,
-            err_get_error: symbol(handle, c"ERR_get_error")?,
-            err_error_string_n: symbol(handle, c"ERR_error_string_n")?,
-            err_clear_error: symbol(handle, c"ERR_clear_error")?,
-            bio_new: symbol(handle, c"BIO_new")?,
-            bio_s_mem: symbol(handle, c"BIO_s_mem")?,
-            bio_read: symbol(handle, c"BIO_read")?,
-            bio_write: symbol(handle, c"BIO_write")?,
-            bio_ctrl: symbol(handle, c"BIO_ctrl")?,
-            bio_free: symbol(handle, c"BIO_free")?,
-        })
-    }
+    // Each symbol is resolved in its own block, under the C declaration
+    // from OpenSSL 3's headers that its Rust type in `Api` transcribes
+    // (pointers to opaque types as void *).
+    Ok(Api {
+        // SAFETY: const SSL_METHOD *TLS_client_method(void)
+        tls_client_method: unsafe { symbol(handle, c"TLS_client_method") }?,
+        // SAFETY: SSL_CTX *SSL_CTX_new(const SSL_METHOD *)
+        ctx_new: unsafe { symbol(handle, c"SSL_CTX_new") }?,
+        // SAFETY: void SSL_CTX_free(SSL_CTX *)
+        ctx_free: unsafe { symbol(handle, c"SSL_CTX_free") }?,
+        // SAFETY: void SSL_CTX_set_verify(SSL_CTX *, int, SSL_verify_cb)
+        ctx_set_verify: unsafe { symbol(handle, c"SSL_CTX_set_verify") }?,
+        // SAFETY: int SSL_CTX_load_verify_locations(SSL_CTX *, const char *, const char *)
+        ctx_load_verify_locations: unsafe { symbol(handle, c"SSL_CTX_load_verify_locations") }?,
+        // SAFETY: int SSL_CTX_use_certificate_chain_file(SSL_CTX *, const char *)
+        ctx_use_certificate_chain_file: unsafe {
+            symbol(handle, c"SSL_CTX_use_certificate_chain_file")
+        }?,
+        // SAFETY: int SSL_CTX_use_PrivateKey_file(SSL_CTX *, const char *, int)
+        ctx_use_private_key_file: unsafe { symbol(handle, c"SSL_CTX_use_PrivateKey_file") }?,
+        // SAFETY: int SSL_CTX_check_private_key(const SSL_CTX *)
+        ctx_check_private_key: unsafe { symbol(handle, c"SSL_CTX_check_private_key") }?,
+        // SAFETY: long SSL_CTX_ctrl(SSL_CTX *, int, long, void *)
+        ctx_ctrl: unsafe { symbol(handle, c"SSL_CTX_ctrl") }?,
+        // SAFETY: SSL *SSL_new(SSL_CTX *)
+        ssl_new: unsafe { symbol(handle, c"SSL_new") }?,
+        // SAFETY: void SSL_free(SSL *)
+        ssl_free: unsafe { symbol(handle, c"SSL_free") }?,
+        // SAFETY: void SSL_set_bio(SSL *, BIO *, BIO *)
+        ssl_set_bio: unsafe { symbol(handle, c"SSL_set_bio") }?,
+        // SAFETY: int SSL_set1_host(SSL *, const char *)
+        ssl_set1_host: unsafe { symbol(handle, c"SSL_set1_host") }?,
+        // SAFETY: long SSL_ctrl(SSL *, int, long, void *)
+        ssl_ctrl: unsafe { symbol(handle, c"SSL_ctrl") }?,
+        // SAFETY: int SSL_connect(SSL *)
+        ssl_connect: unsafe { symbol(handle, c"SSL_connect") }?,
+        // SAFETY: int SSL_read(SSL *, void *, int)
+        ssl_read: unsafe { symbol(handle, c"SSL_read") }?,
+        // SAFETY: int SSL_write(SSL *, const void *, int)
+        ssl_write: unsafe { symbol(handle, c"SSL_write") }?,
+        // SAFETY: int SSL_get_error(const SSL *, int)
+        ssl_get_error: unsafe { symbol(handle, c"SSL_get_error") }?,
+        // SAFETY: long SSL_get_verify_result(const SSL *)
+        ssl_get_verify_result: unsafe { symbol(handle, c"SSL_get_verify_result") }?,
+        // SAFETY: const char *X509_verify_cert_error_string(long)
+        verify_error_string: unsafe { symbol(handle, c"X509_verify_cert_error_string") }?,
+        // SAFETY: unsigned long ERR_get_error(void)
+        err_get_error: unsafe { symbol(handle, c"ERR_get_error") }?,
+        // SAFETY: void ERR_error_string_n(unsigned long, char *, size_t)
+        err_error_string_n: unsafe { symbol(handle, c"ERR_error_string_n") }?,
+        // SAFETY: void ERR_clear_error(void)
+        err_clear_error: unsafe { symbol(handle, c"ERR_clear_error") }?,
+        // SAFETY: BIO *BIO_new(const BIO_METHOD *)
+        bio_new: unsafe { symbol(handle, c"BIO_new") }?,
+        // SAFETY: const BIO_METHOD *BIO_s_mem(void)
+        bio_s_mem: unsafe { symbol(handle, c"BIO_s_mem") }?,
+        // SAFETY: int BIO_read(BIO *, void *, int)
+        bio_read: unsafe { symbol(handle, c"BIO_read") }?,
+        // SAFETY: int BIO_write(BIO *, const void *, int)
+        bio_write: unsafe { symbol(handle, c"BIO_write") }?,
+        // SAFETY: long BIO_ctrl(BIO *, int, long, void *)
+        bio_ctrl: unsafe { symbol(handle, c"BIO_ctrl") }?,
+        // SAFETY: int BIO_free(BIO *)
+        bio_free: unsafe { symbol(handle, c"BIO_free") }?,
+    })
 }
 
 fn api() -> Result<&'static Api, FleetError> {
@@ -320,7 +350,11 @@ impl TlsStream {
             }
             self.left()?;
             self.tcp.set_deadline(self.deadline);
-            self.tcp.write_all(&chunk[..n as usize])?;
+            let read = usize::try_from(n)
+                .ok()
+                .and_then(|n| chunk.get(..n))
+                .ok_or_else(|| io::Error::other("TLS buffer read past its end"))?;
+            self.tcp.write_all(read)?;
         }
     }
 
@@ -369,7 +403,7 @@ impl TlsStream {
 
 impl Stream for TlsStream {
     fn set_timeouts(&mut self, timeout: Duration) -> io::Result<()> {
-        self.deadline = Instant::now() + timeout;
+        self.deadline = super::net::deadline_after(timeout)?;
         Ok(())
     }
 
@@ -392,7 +426,10 @@ impl Stream for TlsStream {
             if n <= 0 {
                 return Err(io::Error::new(io::ErrorKind::WriteZero, "TLS write"));
             }
-            rest = &rest[n as usize..];
+            rest = usize::try_from(n)
+                .ok()
+                .and_then(|n| rest.get(n..))
+                .ok_or_else(|| io::Error::other("TLS wrote more than it was given"))?;
         }
         Ok(())
     }
@@ -466,12 +503,17 @@ pub fn connect(tcp: Socket, tls: &Tls, deadline: Instant) -> Result<Box<dyn Stre
             // SAFETY: live SSL object.
             let verify = unsafe { (api.ssl_get_verify_result)(ssl) };
             if verify != X509_V_OK {
-                // SAFETY: returns a static NUL-terminated string for any code.
-                let why = unsafe { CStr::from_ptr((api.verify_error_string)(verify)) };
-                return Err(FleetError::Tls(format!(
-                    "certificate verify failed: {}",
-                    why.to_string_lossy()
-                )));
+                // SAFETY: takes any code; returns a static string.
+                let text = unsafe { (api.verify_error_string)(verify) };
+                let why = if text.is_null() {
+                    format!("code {verify}")
+                } else {
+                    // SAFETY: non-null, and a static NUL-terminated string.
+                    unsafe { CStr::from_ptr(text) }
+                        .to_string_lossy()
+                        .into_owned()
+                };
+                return Err(FleetError::Tls(format!("certificate verify failed: {why}")));
             }
             Err(match e.kind() {
                 io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
