@@ -1,4 +1,5 @@
-//! The built module, as libpam will load it: it links libpam dynamically and
+//! The built module, as libpam will load it: it links libpam dynamically,
+//! needs nothing but libpam, the C library and the dynamic loader, and
 //! exports the PAM entry points and nothing else.
 
 use std::path::PathBuf;
@@ -7,6 +8,9 @@ use std::process::Command;
 /// target/<profile>/libpam_totp.so next to this test binary
 /// (target/<profile>/deps/exports-*).
 fn built_module() -> PathBuf {
+    if std::env::var_os("PAM_TOTP_MODULE").is_some() {
+        return pam_totp_tests::system::our_module();
+    }
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
     let module = profile_dir.join("libpam_totp.so");
@@ -35,6 +39,49 @@ fn links_libpam_dynamically() {
         dynamic.contains("Shared library: [libpam.so.0]"),
         "a static copy of libpam would be a private, unpatched libpam:\n{dynamic}"
     );
+}
+
+/// libpam loads the module at every pam_start and unloads it at pam_end:
+/// every library it needs is mapped, relocated and initialised again at each
+/// login (sshd: in every connection's process). Nothing beyond libpam, libc
+/// and the loader; in particular no libgcc_s.so.1 (the unwinder is linked
+/// in statically, see pam_totp/build.rs, and tests/tests/panic_barrier.rs
+/// shows panics are still caught).
+#[test]
+fn needs_only_libpam_libc_and_the_loader() {
+    let dynamic = readelf(&["-d", "-W"]);
+    let needed: Vec<&str> = dynamic
+        .lines()
+        .filter(|line| line.contains("(NEEDED)"))
+        .filter_map(|line| line.split_once("Shared library: [")?.1.strip_suffix(']'))
+        .collect();
+    assert!(
+        needed.contains(&"libpam.so.0") && needed.contains(&"libc.so.6"),
+        "readelf -d lists no libpam.so.0 or libc.so.6: {needed:?}\n{dynamic}"
+    );
+    let unexpected: Vec<&&str> = needed
+        .iter()
+        .filter(|name| !is_allowed_dependency(name))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "pam_totp.so needs {unexpected:?} besides libpam, libc and the loader \
+         (each is loaded again at every login)"
+    );
+}
+
+/// libpam.so.0, libc.so.6 and the dynamic loader (ld-linux-x86-64.so.2,
+/// ld-linux-aarch64.so.1, ld-linux.so.2, ...).
+fn is_allowed_dependency(name: &str) -> bool {
+    name == "libpam.so.0" || name == "libc.so.6" || name.starts_with("ld-linux")
+}
+
+#[test]
+fn the_dependency_check_refuses_libgcc_s() {
+    // The check above can fail: the names it must refuse.
+    assert!(!is_allowed_dependency("libgcc_s.so.1"));
+    assert!(!is_allowed_dependency("libm.so.6"));
+    assert!(is_allowed_dependency("ld-linux-x86-64.so.2"));
 }
 
 #[test]
