@@ -6,7 +6,7 @@
 # it, and the tools around it).
 #
 #   bench/run.sh [ROUNDS] [SECONDS]    # defaults: 300 interleaved rounds of the
-#                                      # latency cases; 3 blocks of SECONDS (1) per
+#                                      # latency cases; 5 blocks of SECONDS (1) per
 #                                      # module and process count for throughput
 #
 # Environment: BENCH_DIR=DIR to work in DIR (kept afterwards) instead of a
