@@ -1,4 +1,5 @@
-//! Builds csrc/syslog_capture.c into a shared object for LD_PRELOAD (see the
+//! Builds csrc/authtok_probe.c (a test-only PAM module) and
+//! csrc/syslog_capture.c into a shared object for LD_PRELOAD (see the
 //! file for why), and tells the harness where it is through the compile-time
 //! variable PAM_TOTP_SYSLOG_SHIM. Needs a C compiler: `$CC`, else `cc`.
 
@@ -7,6 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
+    build_probe();
     let source = "csrc/syslog_capture.c";
     println!("cargo:rerun-if-changed={source}");
     println!("cargo:rerun-if-env-changed=CC");
@@ -44,4 +46,28 @@ fn static_unwinder_for_pam_bench(out_dir: &std::path::Path) {
         .expect("cannot write the libgcc_s.so linker script");
     println!("cargo:rustc-link-arg-bin=pam-bench=-L{}", dir.display());
     println!("cargo:rustc-link-arg-bin=pam-bench=-static-libgcc");
+}
+
+/// csrc/authtok_probe.c: the test-only PAM module that sets PAM_AUTHTOK
+/// before the module under test and records it after (PAM_TOTP_AUTHTOK_PROBE).
+fn build_probe() {
+    let source = "csrc/authtok_probe.c";
+    println!("cargo:rerun-if-changed={source}");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let module = out_dir.join("authtok_probe.so");
+    let compiler = env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+    let status = Command::new(&compiler)
+        .args(["-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-o"])
+        .arg(&module)
+        .arg(source)
+        .arg("-lpam")
+        .status()
+        .unwrap_or_else(|e| {
+            panic!("cannot run the C compiler {compiler:?} for {source}: {e} (install gcc)")
+        });
+    assert!(status.success(), "{compiler} failed to build {source}");
+    println!(
+        "cargo:rustc-env=PAM_TOTP_AUTHTOK_PROBE={}",
+        module.to_str().expect("OUT_DIR is UTF-8")
+    );
 }

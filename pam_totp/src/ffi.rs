@@ -27,6 +27,7 @@ const PAM_AUTHTOK: c_int = 6;
 
 const PAM_PROMPT_ECHO_OFF: c_int = 1;
 const PAM_PROMPT_ECHO_ON: c_int = 2;
+const PAM_ERROR_MSG: c_int = 3;
 
 extern "C" {
     // <security/pam_ext.h>; not in pam-sys.
@@ -71,6 +72,51 @@ impl Handle {
         // them out at once.
         let bytes = unsafe { CStr::from_ptr(item.cast::<c_char>()) }.to_bytes();
         Some(Zeroizing::new(bytes.to_vec()))
+    }
+
+    /// One message through the application's conversation; the answer, if
+    /// the message asked for one.
+    fn converse(&mut self, style: c_int, prompt: &str) -> Option<Zeroizing<Vec<u8>>> {
+        let conv = self.item(PAM_CONV).cast::<PamConversation>();
+        if conv.is_null() {
+            return None;
+        }
+        // SAFETY: PAM_CONV points to the application's pam_conv, owned by
+        // libpam for the life of the handle.
+        let conv = unsafe { &*conv };
+        let callback = conv.conv?;
+        let prompt = CString::new(prompt).ok()?;
+        let message = PamMessage {
+            msg_style: style,
+            msg: prompt.as_ptr(),
+        };
+        let mut message_ptr = &message as *const PamMessage as *mut PamMessage;
+        let mut response: *mut PamResponse = ptr::null_mut();
+        let rc = callback(1, &mut message_ptr, &mut response, conv.data_ptr);
+        if response.is_null() {
+            return None;
+        }
+        // SAFETY: on return the application handed us one malloc'd
+        // pam_response whose `resp` is NULL or a malloc'd C string; both are
+        // ours to wipe and free, whatever `rc` says.
+        unsafe {
+            let answer = (*response).resp;
+            let text = if answer.is_null() {
+                None
+            } else {
+                let bytes = CStr::from_ptr(answer).to_bytes();
+                let copy = Zeroizing::new(bytes.to_vec());
+                std::slice::from_raw_parts_mut(answer.cast::<u8>(), bytes.len()).zeroize();
+                libc::free(answer.cast::<c_void>());
+                Some(copy)
+            };
+            libc::free(response.cast::<c_void>());
+            if rc == PAM_SUCCESS {
+                text
+            } else {
+                None
+            }
+        }
     }
 
     fn syslog(&self, priority: c_int, message: &str) {
@@ -121,50 +167,16 @@ impl Pam for Handle {
     }
 
     fn ask(&mut self, prompt: &str, echo: bool) -> Option<Zeroizing<Vec<u8>>> {
-        let conv = self.item(PAM_CONV).cast::<PamConversation>();
-        if conv.is_null() {
-            return None;
-        }
-        // SAFETY: PAM_CONV points to the application's pam_conv, owned by
-        // libpam for the life of the handle.
-        let conv = unsafe { &*conv };
-        let callback = conv.conv?;
-        let prompt = CString::new(prompt).ok()?;
-        let message = PamMessage {
-            msg_style: if echo {
-                PAM_PROMPT_ECHO_ON
-            } else {
-                PAM_PROMPT_ECHO_OFF
-            },
-            msg: prompt.as_ptr(),
+        let style = if echo {
+            PAM_PROMPT_ECHO_ON
+        } else {
+            PAM_PROMPT_ECHO_OFF
         };
-        let mut message_ptr = &message as *const PamMessage as *mut PamMessage;
-        let mut response: *mut PamResponse = ptr::null_mut();
-        let rc = callback(1, &mut message_ptr, &mut response, conv.data_ptr);
-        if response.is_null() {
-            return None;
-        }
-        // SAFETY: on return the application handed us one malloc'd
-        // pam_response whose `resp` is NULL or a malloc'd C string; both are
-        // ours to wipe and free, whatever `rc` says.
-        unsafe {
-            let answer = (*response).resp;
-            let text = if answer.is_null() {
-                None
-            } else {
-                let bytes = CStr::from_ptr(answer).to_bytes();
-                let copy = Zeroizing::new(bytes.to_vec());
-                std::slice::from_raw_parts_mut(answer.cast::<u8>(), bytes.len()).zeroize();
-                libc::free(answer.cast::<c_void>());
-                Some(copy)
-            };
-            libc::free(response.cast::<c_void>());
-            if rc == PAM_SUCCESS {
-                text
-            } else {
-                None
-            }
-        }
+        self.converse(style, prompt)
+    }
+
+    fn tell_error(&mut self, message: &str) {
+        let _ = self.converse(PAM_ERROR_MSG, message);
     }
 
     fn log(&self, priority: Priority, message: &str) {

@@ -9,12 +9,24 @@
 //!   codes, clock skew, grace period), with time as a parameter;
 //! - [`options`] and [`path`]: the module arguments and `secret=` expansion;
 //! - [`store`]: every read and write of a secret file;
+//! - [`locked_update`]: the one locked read-decide-write path;
 //! - [`module`]: one authentication from start to end;
-//! - `ffi`: the libpam entry points, the only `unsafe` code.
+//! - `ffi`: the libpam entry points, and `sys`: raw system calls (the
+//!   thread's own supplementary groups), the only `unsafe` code.
 #![deny(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
 
 pub mod clock;
 mod ffi;
+pub mod locked_update;
 pub mod module;
 pub mod options;
 pub mod otp;
@@ -22,3 +34,4 @@ pub mod path;
 pub mod policy;
 pub mod secret_file;
 pub mod store;
+mod sys;

@@ -23,10 +23,11 @@
 //! code or the secret.
 
 pub use crate::clock::{Clock, SystemClock};
+use crate::locked_update::{self, BeforeCommit, Decided, LocalOnly, Saved, UpdateError};
 use crate::options::{ModuleOptions, OptionError, PassMode};
 use crate::path::{self, PathError, DEFAULT_SECRET_PATH};
-use crate::policy::{self, Accepted, Changes, Rejected};
-use crate::secret_file::{ParseError, SecretFile};
+use crate::policy::{self, in_grace_period, Accepted, Decision, Pass, Rejected};
+use crate::secret_file::{ParseError, ParseErrorKind, SecretFile};
 use crate::store::{self, AccessRules, Identity, StoreError};
 use nix::unistd::User;
 use std::fmt;
@@ -57,6 +58,8 @@ pub trait Pam {
     fn set_authtok(&mut self, value: &[u8]) -> bool;
     /// Asks the user; `None` if the conversation failed.
     fn ask(&mut self, prompt: &str, echo: bool) -> Option<Zeroizing<Vec<u8>>>;
+    /// Shows the user an error message (PAM_ERROR_MSG); no answer.
+    fn tell_error(&mut self, message: &str);
     fn log(&self, priority: Priority, message: &str);
 }
 
@@ -89,6 +92,10 @@ enum Failure {
     Parse(ParseError),
     Conversation,
     NoFirstPass,
+    /// `user=` with `~` or `${HOME}` in `secret=`.
+    HomeWithFileUser,
+    /// `forward_pass`: the password could not be handed on.
+    AuthtokNotSet,
     Rejected {
         why: Rejected,
         unsaved: Option<StoreError>,
@@ -101,7 +108,6 @@ impl Failure {
     fn status(&self) -> Status {
         match self {
             Failure::Options(_) | Failure::UnknownFileUser(_) => Status::ServiceErr,
-            Failure::Conversation => Status::ConvErr,
             // An unknown user fails like a wrong code: a stack with custom
             // control values must not treat the two differently.
             Failure::NoUser
@@ -111,6 +117,9 @@ impl Failure {
             | Failure::File(_)
             | Failure::Parse(_)
             | Failure::NoFirstPass
+            | Failure::Conversation
+            | Failure::HomeWithFileUser
+            | Failure::AuthtokNotSet
             | Failure::Rejected { .. }
             | Failure::NotSaved(_) => Status::AuthErr,
         }
@@ -134,6 +143,12 @@ impl fmt::Display for Failure {
             Failure::NoFirstPass => {
                 f.write_str("use_first_pass is set but no earlier module collected a password")
             }
+            Failure::HomeWithFileUser => f.write_str(
+                "bad module configuration: secret= cannot use ~ or ${HOME} together with user=",
+            ),
+            Failure::AuthtokNotSet => {
+                f.write_str("forward_pass: could not hand the password on as PAM_AUTHTOK")
+            }
             Failure::Rejected { why, unsaved: None } => write!(f, "{why}"),
             Failure::Rejected {
                 why,
@@ -156,14 +171,30 @@ struct Target {
 
 /// Runs one authentication and logs its outcome.
 pub fn authenticate<A: AsRef<[u8]>>(pam: &mut dyn Pam, args: &[A], clock: &dyn Clock) -> Status {
+    authenticate_with(pam, args, clock, &mut LocalOnly)
+}
+
+/// [`authenticate`] with a check between each local decision and its save
+/// (see [`CommitCheck`]).
+pub fn authenticate_with<A: AsRef<[u8]>>(
+    pam: &mut dyn Pam,
+    args: &[A],
+    clock: &dyn Clock,
+    commit_check: &mut dyn CommitCheck,
+) -> Status {
     let mut session = Session {
         pam,
         clock,
+        commit_check,
         options: ModuleOptions::default(),
         user: None,
         host: None,
     };
+    let _ = store::take_notes();
     let result = session.run(args);
+    for note in store::take_notes() {
+        session.pam.log(Priority::Warning, &session.line(&note));
+    }
     session.report(&result);
     match result {
         Ok(Success::Accepted(_)) => Status::Success,
@@ -175,6 +206,7 @@ pub fn authenticate<A: AsRef<[u8]>>(pam: &mut dyn Pam, args: &[A], clock: &dyn C
 struct Session<'a> {
     pam: &'a mut dyn Pam,
     clock: &'a dyn Clock,
+    commit_check: &'a mut dyn CommitCheck,
     options: ModuleOptions,
     user: Option<String>,
     /// PAM_RHOST if it is a plain host name or address (see
@@ -238,13 +270,44 @@ impl Session<'_> {
             .remote_host()
             .and_then(|h| policy::grace_host(&h).map(str::to_owned));
 
-        let target = match self.locate(&user)? {
-            Some(target) => target,
-            None => {
-                // Ask anyway, so the prompt does not tell who exists.
-                self.ask_code()?;
-                return Err(Failure::UnknownAccount);
+        let (target, file) = match self.load(&user)? {
+            Loaded::File(target, file) => (target, file),
+            Loaded::MissingNullok => return Ok(Success::NoSecretFileNullok),
+            Loaded::Unusable(failure) => {
+                // Ask all the same, as the reference module does: the prompt
+                // must not tell who is enrolled or whose file is broken. It
+                // does not ask when the earlier password already ends in
+                // something code-shaped (try_first_pass), nor ever with
+                // use_first_pass.
+                let code_in_first_pass = match self.options.pass_mode {
+                    PassMode::Prompt => false,
+                    PassMode::TryFirstPass | PassMode::UseFirstPass => self
+                        .pam
+                        .authtok()
+                        .is_some_and(|password| !code_candidates(&password, false).is_empty()),
+                };
+                if self.options.pass_mode != PassMode::UseFirstPass && !code_in_first_pass {
+                    let _ = self.ask_code();
+                }
+                return Err(failure);
             }
+        };
+        self.debug(|| format!("settings: {}", file.settings()));
+
+        if let Some(accepted) = self.try_grace_period(&file, &target)? {
+            return Ok(Success::Accepted(accepted));
+        }
+        self.refuse_if_rate_limited(&file, &target)?;
+        self.check_codes(&target)
+    }
+
+    /// Finds and reads the secret file. Errors returned here end the login
+    /// without a prompt (configuration errors, a broken RATE_LIMIT line);
+    /// every other problem is [`Loaded::Unusable`].
+    fn load(&self, user: &str) -> Result<Loaded, Failure> {
+        let target = match self.locate(user)? {
+            Ok(target) => target,
+            Err(unusable) => return Ok(Loaded::Unusable(unusable)),
         };
         self.debug(|| {
             format!(
@@ -253,72 +316,126 @@ impl Session<'_> {
                 target.identity.uid
             )
         });
-
-        let file = match store::read(&target.path, target.identity, &target.rules) {
-            Ok(bytes) => SecretFile::parse(&bytes).map_err(Failure::Parse)?,
-            Err(StoreError::NotFound) if self.options.nullok => {
-                return Ok(Success::NoSecretFileNullok)
-            }
-            Err(StoreError::NotFound) => {
-                // Same prompt as for an enrolled user: no enumeration.
-                self.ask_code()?;
-                return Err(Failure::NoSecretFile);
-            }
-            Err(e) => return Err(Failure::File(e)),
+        let bytes = match store::read(&target.path, target.identity, &target.rules) {
+            Ok(bytes) => bytes,
+            Err(StoreError::NotFound) if self.options.nullok => return Ok(Loaded::MissingNullok),
+            Err(StoreError::NotFound) => return Ok(Loaded::Unusable(Failure::NoSecretFile)),
+            Err(e) => return Ok(Loaded::Unusable(Failure::File(e))),
         };
-        self.debug(|| format!("settings: {}", file.settings()));
-
-        if let Some(accepted) = self.try_grace_period(&file, &target)? {
-            return Ok(Success::Accepted(accepted));
+        match SecretFile::parse(&bytes) {
+            Ok(file) => Ok(Loaded::File(target, file)),
+            // The rate limit is checked before the prompt: a broken limit
+            // refuses at once.
+            Err(e) if e.reason == ParseErrorKind::BadValue("RATE_LIMIT") => Err(Failure::Parse(e)),
+            Err(e) => Ok(Loaded::Unusable(Failure::Parse(e))),
         }
-        self.refuse_if_rate_limited(&file, &target)?;
-
-        let first_pass = match self.options.pass_mode {
-            PassMode::Prompt => None,
-            PassMode::TryFirstPass => self.pam.authtok(),
-            PassMode::UseFirstPass => Some(self.pam.authtok().ok_or(Failure::NoFirstPass)?),
-        };
-        if let Some(password) = first_pass {
-            let result = self.verify(&target, &password);
-            let retry = self.options.pass_mode == PassMode::TryFirstPass
-                && matches!(
-                    result,
-                    Err(Failure::Rejected {
-                        why: Rejected::WrongCode
-                            | Rejected::WrongScratchCode
-                            | Rejected::Malformed(_),
-                        unsaved: None,
-                    })
-                );
-            if !retry {
-                return result;
-            }
-            self.debug(|| "no valid code in the earlier password; asking".into());
-        }
-        let answer = self.ask_code()?;
-        self.verify(&target, &answer)
     }
 
-    /// Resolves the file's path and the identity it is accessed with.
-    /// `Ok(None)` when the user has no account.
-    fn locate(&self, user: &str) -> Result<Option<Target>, Failure> {
-        let Some(account) = User::from_name(user).ok().flatten() else {
-            return Ok(None);
+    /// Reads the code from the earlier module's password (`try_first_pass`,
+    /// `use_first_pass`) and, unless `use_first_pass`, from the prompt, and
+    /// checks it. As in the reference module: the attempt counts once
+    /// against RATE_LIMIT; with `try_first_pass` the prompt follows only
+    /// when the password held no valid code; PAM_AUTHTOK is changed only
+    /// with `forward_pass` and only on success.
+    fn check_codes(&mut self, target: &Target) -> Result<Success, Failure> {
+        let mut hotp_missed = false;
+        let mut counted = false;
+        let mode = self.options.pass_mode;
+        if mode != PassMode::Prompt {
+            let password = self.pam.authtok();
+            let pass = Pass {
+                count_attempt: true,
+                hotp_missed_before: false,
+                more_to_come: mode == PassMode::TryFirstPass,
+            };
+            let input = password.as_deref().map_or(&b""[..], |p| p.as_slice());
+            let tried = self.verify(target, input, Source::FirstPass, pass)?;
+            counted = true;
+            hotp_missed = tried.hotp_missed;
+            match tried.result {
+                Tried::Accepted(accepted) => return Ok(Success::Accepted(accepted)),
+                Tried::Refused(failure) => return Err(failure),
+                Tried::NoCode(_) if password.is_none() && mode == PassMode::UseFirstPass => {
+                    return Err(Failure::NoFirstPass)
+                }
+                Tried::NoCode(failure) if mode == PassMode::UseFirstPass => return Err(failure),
+                Tried::NoCode(_) => {
+                    self.debug(|| "no valid code in the earlier password; asking".into());
+                }
+            }
+        }
+        let answer = self.ask_code();
+        let input = answer.as_ref().map_or(&b""[..], |a| a.as_slice());
+        let pass = Pass {
+            count_attempt: !counted,
+            hotp_missed_before: hotp_missed,
+            more_to_come: false,
         };
-        let file_account = match &self.options.file_user {
-            None => account.clone(),
-            Some(name) => User::from_name(name)
-                .ok()
-                .flatten()
-                .ok_or_else(|| Failure::UnknownFileUser(name.clone()))?,
-        };
+        let tried = self.verify(target, input, Source::Prompt, pass)?;
+        match (tried.result, answer) {
+            (Tried::Accepted(accepted), _) => Ok(Success::Accepted(accepted)),
+            (Tried::Refused(failure) | Tried::NoCode(failure), Ok(_)) => Err(failure),
+            (Tried::Refused(failure) | Tried::NoCode(failure), Err(conversation)) => {
+                Err(match failure {
+                    Failure::Rejected {
+                        why: Rejected::Malformed(_),
+                        unsaved: None,
+                    } => conversation,
+                    other => other,
+                })
+            }
+        }
+    }
+
+    /// Resolves the file's path and the identity it is accessed with. The
+    /// inner `Err` is a problem that refuses the login after the prompt (no
+    /// such user, a path that cannot be built).
+    fn locate(&self, user: &str) -> Result<Result<Target, Failure>, Failure> {
         let template = self
             .options
             .secret_path
             .as_deref()
             .unwrap_or(DEFAULT_SECRET_PATH);
-        let path = path::expand(template, user, &account.dir).map_err(Failure::Path)?;
-        Ok(Some(Target {
+        let (file_account, home) = match &self.options.file_user {
+            None => {
+                let Some(account) = User::from_name(user).ok().flatten() else {
+                    return Ok(Err(Failure::UnknownAccount));
+                };
+                let home = account.dir.clone();
+                (account, home)
+            }
+            Some(name) => {
+                let account =
+                    file_user(name).ok_or_else(|| Failure::UnknownFileUser(name.clone()))?;
+                // With user=, the login user's home is not looked up (the
+                // account may not exist on this host): `~` and ${HOME}
+                // cannot be used, as in the reference module.
+                if template.starts_with('~') || template.contains("${HOME}") {
+                    return Ok(Err(Failure::HomeWithFileUser));
+                }
+                (account, PathBuf::from("/"))
+            }
+        };
+        // ${USER} is the account's own name: with a directory service that
+        // matches names case-insensitively or by alias, `ALICE` must find
+        // alice's file, not a missing one that nullok would let through.
+        let canonical = canonical_name(user);
+        if canonical != user {
+            self.pam.log(
+                Priority::Info,
+                &self.line(&format!(
+                    "PAM user name {} is the account {}; secret= uses {}",
+                    user.escape_debug(),
+                    canonical.escape_debug(),
+                    canonical.escape_debug()
+                )),
+            );
+        }
+        let path = match path::expand(template, &canonical, &home) {
+            Ok(path) => path,
+            Err(e) => return Ok(Err(Failure::Path(e))),
+        };
+        Ok(Ok(Target {
             path,
             identity: Identity {
                 uid: file_account.uid,
@@ -339,11 +456,16 @@ impl Session<'_> {
         }
     }
 
+    /// Asks for the code. If the conversation fails it asks once more, as
+    /// the reference module does (it tries the prompt for a 6-digit and then
+    /// for an 8-digit code); a second failure is [`Failure::Conversation`].
     fn ask_code(&mut self) -> Result<Zeroizing<Vec<u8>>, Failure> {
         let prompt = self.prompt_text().to_owned();
-        self.pam
-            .ask(&prompt, self.options.echo_code)
-            .ok_or(Failure::Conversation)
+        let echo = self.options.echo_code;
+        match self.pam.ask(&prompt, echo) {
+            Some(answer) => Ok(answer),
+            None => self.pam.ask(&prompt, echo).ok_or(Failure::Conversation),
+        }
     }
 
     fn try_grace_period(
@@ -355,28 +477,18 @@ impl Session<'_> {
             return Ok(None);
         };
         let now = self.clock.now();
-        if !policy::in_grace_period(file, &host, now, grace) {
+        if !in_grace_period(file, &host, now, grace) {
             return Ok(None);
         }
         // Re-check under the lock, and count the login against the rate limit.
-        let (decision, saved) =
-            store::update(&target.path, target.identity, &target.rules, |bytes| {
-                let Ok(mut file) = SecretFile::parse(bytes) else {
-                    return (None, None);
-                };
-                if !policy::in_grace_period(&file, &host, now, grace) {
-                    return (None, None);
-                }
-                let decision = policy::check_codeless_attempt(&mut file, now);
-                let new = decision.changes.any().then(|| file.to_bytes());
-                (Some(decision), new)
-            })
-            .map_err(Failure::File)?;
-        let Some(decision) = decision else {
-            return Ok(None);
-        };
-        self.settle(decision.verdict, decision.changes, saved)
-            .map(Some)
+        let settled = self.decide_locked(target, |file| {
+            in_grace_period(file, &host, now, grace)
+                .then(|| Attempt::alone(policy::check_codeless_attempt(file, now)))
+        })?;
+        match settled {
+            Some(settled) => self.settle(settled).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Refuses, without asking for a code, an attempt over the rate limit.
@@ -391,134 +503,305 @@ impl Session<'_> {
         if policy::refuse_if_rate_limited(&mut file.clone(), now).is_none() {
             return Ok(());
         }
-        let (decision, saved) =
-            store::update(&target.path, target.identity, &target.rules, |bytes| {
-                let Ok(mut file) = SecretFile::parse(bytes) else {
-                    return (None, None);
-                };
-                let decision = policy::refuse_if_rate_limited(&mut file, now);
-                let new = decision.is_some().then(|| file.to_bytes());
-                (decision, new)
-            })
-            .map_err(Failure::File)?;
-        match decision {
-            Some(decision) => self
-                .settle(decision.verdict, decision.changes, saved)
-                .map(drop),
+        let settled = self.decide_locked(target, |file| {
+            policy::refuse_if_rate_limited(file, now).map(Attempt::alone)
+        })?;
+        match settled {
+            Some(settled) => self.settle(settled).map(drop),
             None => Ok(()),
         }
     }
 
-    /// Checks `input` against the file under its lock. With `forward_pass`
-    /// or a first-pass password, `input` is a password with the code at its
-    /// end; the password part is handed on as PAM_AUTHTOK.
-    fn verify(&mut self, target: &Target, input: &[u8]) -> Result<Success, Failure> {
-        let split = self.options.forward_pass || self.options.pass_mode != PassMode::Prompt;
-        let candidates = if split {
-            code_candidates(input)
-        } else {
-            vec![Candidate {
-                code: input,
-                password: None,
-            }]
-        };
+    /// Checks `input`, read from `source`, against the file under its lock.
+    fn verify(
+        &mut self,
+        target: &Target,
+        input: &[u8],
+        source: Source,
+        pass: Pass,
+    ) -> Result<Verified, Failure> {
+        // Without forward_pass, the prompt takes the bare code only.
+        let bare_only = source == Source::Prompt && !self.options.forward_pass;
+        let candidates = code_candidates(input, bare_only);
         let codes: Vec<&[u8]> = candidates.iter().map(|c| c.code).collect();
+        // With nothing code-shaped, nothing is checked; the log says why.
+        let no_candidate = match crate::otp::Code::parse(input) {
+            _ if !codes.is_empty() => None,
+            Ok(crate::otp::Code::Otp(_)) => Some(Rejected::WrongCode),
+            Ok(crate::otp::Code::Scratch(_)) => Some(Rejected::WrongScratchCode),
+            Err(why) => Some(Rejected::Malformed(why)),
+        };
         let now = self.clock.now();
         let (policy_options, grace, host) = (
             self.options.policy,
             self.options.grace_period,
             self.host.clone(),
         );
-        let ((decision, winner), saved) =
-            store::update(&target.path, target.identity, &target.rules, |bytes| {
-                let mut file = match SecretFile::parse(bytes) {
-                    Ok(file) => file,
-                    Err(e) => return ((Err(e), None), None),
-                };
-                let (mut decision, winner) =
-                    policy::check_candidates(&mut file, &codes, now, &policy_options);
-                if let (Ok(_), Some(_), Some(host)) = (decision.verdict, grace, &host) {
-                    let bookkeeping = policy::record_grace_login(&mut file, host, now);
-                    decision.changes.bookkeeping |= bookkeeping.bookkeeping;
-                }
-                let new = decision.changes.any().then(|| file.to_bytes());
-                ((Ok(decision), winner), new)
+        let mut hotp_missed = pass.hotp_missed_before;
+        let settled = self.decide_locked(target, |file| {
+            let checked = policy::check_candidates(file, &codes, now, &policy_options, pass);
+            hotp_missed = checked.hotp_missed;
+            let mut decision = checked.decision;
+            if let (Some(why), Err(Rejected::Malformed(crate::otp::MalformedCode::Empty))) =
+                (no_candidate, decision.verdict)
+            {
+                decision.verdict = Err(why);
+            }
+            if let (Ok(_), Some(_), Some(host)) = (decision.verdict, grace, &host) {
+                let bookkeeping = policy::record_grace_login(file, host, now);
+                decision.changes.bookkeeping |= bookkeeping.bookkeeping;
+            }
+            Some(Attempt {
+                decision,
+                candidate: checked.candidate,
             })
-            .map_err(Failure::File)?;
-        let decision = decision.map_err(Failure::Parse)?;
-        if split {
-            // The password goes on even after a wrong code, so the next module
-            // judges the same password the user typed.
-            let forwarded = winner.map_or(candidates.first(), |i| candidates.get(i));
-            if let Some(password) = forwarded.and_then(|c| c.password) {
-                if !self.pam.set_authtok(password) {
-                    self.pam.log(
-                        Priority::Warning,
-                        &self.line("could not hand the password on as PAM_AUTHTOK"),
-                    );
+        })?;
+        // The decide step above always decides; fail closed all the same.
+        let Some(settled) = settled else {
+            return Err(Failure::Rejected {
+                why: Rejected::WrongCode,
+                unsaved: None,
+            });
+        };
+        let winner = settled.candidate.and_then(|i| candidates.get(i));
+        let result = match self.settle(settled) {
+            Ok(accepted) => {
+                if self.options.forward_pass {
+                    // The password typed before the code goes on to the next
+                    // module; if it cannot, the login fails.
+                    let password = winner.map_or(&b""[..], |c| c.password);
+                    if !self.pam.set_authtok(password) {
+                        return Err(Failure::AuthtokNotSet);
+                    }
                 }
+                Tried::Accepted(accepted)
+            }
+            Err(failure @ Failure::Rejected { why, unsaved: None })
+                if why.lets_another_reading_try() =>
+            {
+                Tried::NoCode(failure)
+            }
+            Err(failure) => Tried::Refused(failure),
+        };
+        Ok(Verified {
+            result,
+            hotp_missed,
+        })
+    }
+
+    /// The one locked read-decide-write of a login: `decide` judges the file
+    /// as it is under the lock (`None`: nothing to decide any more), the
+    /// commit check (shared state) has the last word, and the file is saved
+    /// if the decision changed it. A file that is corrupt under the lock is
+    /// refused.
+    fn decide_locked(
+        &mut self,
+        target: &Target,
+        decide: impl FnOnce(&mut SecretFile) -> Option<Attempt>,
+    ) -> Result<Option<Settled>, Failure> {
+        let decide = |file: &mut SecretFile| {
+            let outcome = decide(file);
+            let changed = outcome.as_ref().is_some_and(|a| a.decision.changes.any());
+            Decided { outcome, changed }
+        };
+        let mut check = CheckAdapter(&mut *self.commit_check);
+        let committed = locked_update::read_decide_write(
+            &target.path,
+            target.identity,
+            &target.rules,
+            decide,
+            &mut check,
+        )
+        .map_err(|error| match error {
+            UpdateError::Store(e) => Failure::File(e),
+            UpdateError::Parse(e) => Failure::Parse(e),
+        })?;
+        if let Saved::Failed(error) = &committed.saved {
+            if let Some(text) = write_error_for_user(error) {
+                self.pam.tell_error(&text);
             }
         }
-        self.settle(decision.verdict, decision.changes, saved)
-            .map(Success::Accepted)
+        Ok(committed.outcome.map(|attempt| Settled {
+            decision: attempt.decision,
+            candidate: attempt.candidate,
+            saved: committed.saved,
+        }))
     }
 
     /// Combines the verdict with whether its changes were saved.
-    fn settle(
-        &self,
-        verdict: Result<Accepted, Rejected>,
-        changes: Changes,
-        saved: Result<(), StoreError>,
-    ) -> Result<Accepted, Failure> {
-        match (verdict, saved) {
-            (Ok(accepted), Ok(())) => Ok(accepted),
-            (Ok(accepted), Err(e)) if !changes.protective && self.options.allow_readonly => {
+    fn settle(&self, settled: Settled) -> Result<Accepted, Failure> {
+        let Settled {
+            decision, saved, ..
+        } = settled;
+        if decision.changes.dropped_skew_observations > 0 {
+            self.pam.log(
+                Priority::Warning,
+                &self.line(&format!(
+                    "dropped {} out-of-range clock-skew observation(s) from RESETTING_TIME_SKEW",
+                    decision.changes.dropped_skew_observations
+                )),
+            );
+        }
+        match (decision.verdict, saved.error()) {
+            (Ok(accepted), None) => Ok(accepted),
+            (Ok(accepted), Some(e))
+                if !decision.changes.protective && self.options.allow_readonly =>
+            {
                 self.pam.log(
                     Priority::Warning,
                     &self.line(&format!("allow_readonly: bookkeeping not saved: {e}")),
                 );
                 Ok(accepted)
             }
-            (Ok(_), Err(e)) => Err(Failure::NotSaved(e)),
-            (Err(why), saved) => Err(Failure::Rejected {
-                why,
-                unsaved: saved.err(),
-            }),
+            (Ok(_), Some(e)) => Err(Failure::NotSaved(e)),
+            (Err(why), unsaved) => Err(Failure::Rejected { why, unsaved }),
         }
     }
+}
+
+/// One attempt judged under the lock: the decision and, for a password
+/// with a code at its end, which reading of it was accepted.
+#[derive(Debug)]
+pub struct Attempt {
+    pub decision: Decision,
+    pub candidate: Option<usize>,
+}
+
+impl Attempt {
+    fn alone(decision: Decision) -> Attempt {
+        Attempt {
+            decision,
+            candidate: None,
+        }
+    }
+}
+
+/// An attempt after the commit: the decision and whether it was saved.
+struct Settled {
+    decision: Decision,
+    candidate: Option<usize>,
+    saved: Saved,
+}
+
+/// A check consulted under the file's lock after the local decision and
+/// before it is saved: the seam for a fleet-wide shared state (for example
+/// refusing a code another host has already used). It may change the
+/// decision; the file is saved if the decision's changes then say so.
+pub trait CommitCheck {
+    fn before_commit(&mut self, attempt: &mut Attempt, file: &mut SecretFile);
+}
+
+impl CommitCheck for LocalOnly {
+    fn before_commit(&mut self, _: &mut Attempt, _: &mut SecretFile) {}
+}
+
+struct CheckAdapter<'a>(&'a mut dyn CommitCheck);
+
+impl BeforeCommit<Option<Attempt>> for CheckAdapter<'_> {
+    fn before_commit(&mut self, decided: &mut Decided<Option<Attempt>>, file: &mut SecretFile) {
+        if let Some(attempt) = decided.outcome.as_mut() {
+            self.0.before_commit(attempt, file);
+            decided.changed = attempt.decision.changes.any();
+        }
+    }
+}
+
+/// The message the user sees when the file could not be written for a
+/// reason of the system rather than of the login (a full or read-only disk,
+/// an I/O error), worded as the reference module words it.
+fn write_error_for_user(error: &StoreError) -> Option<String> {
+    let StoreError::Io { error, .. } = error else {
+        return None;
+    };
+    let errno = nix::errno::Errno::from_raw(error.raw_os_error()?);
+    use nix::errno::Errno::{EDQUOT, EIO, ENOSPC, EPERM, EROFS};
+    matches!(errno, EPERM | ENOSPC | EROFS | EIO | EDQUOT)
+        .then(|| format!("Error \"{}\" while writing config", errno.desc()))
+}
+
+/// What the first look at the secret file found.
+enum Loaded {
+    File(Target, SecretFile),
+    /// No file, and `nullok`: the module stays out of the decision.
+    MissingNullok,
+    /// Nothing usable (no such user, no file, a broken file): the login is
+    /// refused after the prompt.
+    Unusable(Failure),
+}
+
+/// Where the code being checked came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// PAM_AUTHTOK, from an earlier module.
+    FirstPass,
+    Prompt,
+}
+
+/// The outcome of checking one input.
+enum Tried {
+    Accepted(Accepted),
+    /// The input held no valid code: with `try_first_pass`, the prompt
+    /// comes next.
+    NoCode(Failure),
+    /// Refused for good (a reused code, a skew observation, the rate limit,
+    /// state that could not be saved).
+    Refused(Failure),
+}
+
+struct Verified {
+    result: Tried,
+    /// A HOTP code missed the window (see [`Pass`]).
+    hotp_missed: bool,
+}
+
+/// The account `user=` names: a user name, or a numeric uid as the
+/// reference module also accepts.
+fn file_user(name: &str) -> Option<User> {
+    if let Some(account) = User::from_name(name).ok().flatten() {
+        return Some(account);
+    }
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+        let uid = name.parse::<u32>().ok()?;
+        return User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten();
+    }
+    None
 }
 
 /// One way to read a password-and-code string.
 struct Candidate<'a> {
     code: &'a [u8],
-    password: Option<&'a [u8]>,
+    password: &'a [u8],
 }
 
-/// The ways `input` may hold a code: all of it, or a 6-digit or 8-digit
-/// tail after a password.
-fn code_candidates(input: &[u8]) -> Vec<Candidate<'_>> {
+/// The ways `input` may hold a code, in the reference module's order: a
+/// 6-digit code at its end, then an 8-digit scratch code (first digit not
+/// 0) at its end, each after whatever password comes first. `bare_only`:
+/// only a code with nothing before it.
+fn code_candidates(input: &[u8], bare_only: bool) -> Vec<Candidate<'_>> {
     let mut candidates = Vec::new();
     for digits in [crate::otp::CODE_DIGITS, crate::otp::SCRATCH_CODE_DIGITS] {
-        if input.len() < digits {
+        let Some(split) = input.len().checked_sub(digits) else {
             continue;
+        };
+        let (password, code) = input.split_at(split);
+        let shaped = code.iter().all(u8::is_ascii_digit)
+            && (digits == crate::otp::CODE_DIGITS || code.first() != Some(&b'0'));
+        if shaped && (password.is_empty() || !bare_only) {
+            candidates.push(Candidate { code, password });
         }
-        let (password, code) = input.split_at(input.len() - digits);
-        if code.iter().all(u8::is_ascii_digit) {
-            candidates.push(Candidate {
-                code,
-                password: Some(password),
-            });
-        }
-    }
-    if candidates.is_empty() {
-        // Nothing code-shaped: keep the whole input so the failure is
-        // reported as a malformed code, and the password still goes on.
-        candidates.push(Candidate {
-            code: input,
-            password: Some(input),
-        });
     }
     candidates
+}
+
+/// The account's own name (`pw_name`) for the name the user typed, or that
+/// name if the user database has no such account.
+fn canonical_name(user: &str) -> String {
+    User::from_name(user)
+        .ok()
+        .flatten()
+        .map_or_else(|| user.to_owned(), |account| account.name)
 }
 
 #[cfg(test)]

@@ -94,7 +94,7 @@ impl Secret {
         let bytes = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, ascii)
             .ok_or(SecretError::InvalidCharacter)?;
         let bytes = Zeroizing::new(bytes);
-        let bits = bytes.len() * 8;
+        let bits = bytes.len().saturating_mul(8);
         if bytes.len() < MIN_SECRET_BYTES {
             return Err(SecretError::TooShort { bits });
         }
@@ -129,31 +129,33 @@ impl fmt::Debug for Secret {
 /// halves the cost of checking many counters (the window, the clock-skew
 /// search) with one secret.
 #[derive(Clone)]
-pub struct HotpKey(Hmac<Sha1>);
+pub struct HotpKey(Option<Hmac<Sha1>>);
 
 impl HotpKey {
     pub fn new(secret: &Secret) -> Self {
-        // HMAC accepts keys of any length, so this cannot fail.
-        HotpKey(
-            <Hmac<Sha1> as Mac>::new_from_slice(secret.as_bytes())
-                .expect("HMAC-SHA1 accepts any key length"),
-        )
+        // HMAC accepts keys of any length, so this cannot fail; if it did,
+        // every code is one no six-digit code equals (fail closed, no panic).
+        HotpKey(<Hmac<Sha1> as Mac>::new_from_slice(secret.as_bytes()).ok())
     }
 
     /// RFC 4226 HOTP value for `counter`, reduced to six digits.
     pub fn code(&self, counter: u64) -> u32 {
-        let mut mac = self.0.clone();
+        let Some(keyed) = &self.0 else {
+            return NO_CODE;
+        };
+        let mut mac = keyed.clone();
         mac.update(&counter.to_be_bytes());
         let digest: Zeroizing<[u8; 20]> = Zeroizing::new(mac.finalize().into_bytes().into());
-        // Dynamic truncation (RFC 4226 section 5.3).
-        let offset = usize::from(digest[19] & 0x0f);
-        let binary = u32::from_be_bytes([
-            digest[offset] & 0x7f,
-            digest[offset + 1],
-            digest[offset + 2],
-            digest[offset + 3],
-        ]);
-        binary % 1_000_000
+        // Dynamic truncation (RFC 4226 section 5.3): an offset from the last
+        // byte's low nibble (0..=15), so four bytes from it are always there.
+        let offset = digest.last().map_or(0, |last| usize::from(last & 0x0f));
+        let Some(&[b0, b1, b2, b3]) = digest
+            .get(offset..offset.saturating_add(4))
+            .and_then(|four| <&[u8; 4]>::try_from(four).ok())
+        else {
+            return NO_CODE;
+        };
+        u32::from_be_bytes([b0 & 0x7f, b1, b2, b3]) % 1_000_000
     }
 }
 
@@ -169,9 +171,14 @@ pub fn hotp(secret: &Secret, counter: u64) -> u32 {
     HotpKey::new(secret).code(counter)
 }
 
+/// What [`hotp`] returns if it cannot compute a value: no code equals it.
+const NO_CODE: u32 = u32::MAX;
+
 /// The RFC 6238 time step that contains `unix_time`.
 pub fn time_step(unix_time: u64, step_seconds: u32) -> u64 {
-    unix_time / u64::from(step_seconds.max(1))
+    unix_time
+        .checked_div(u64::from(step_seconds))
+        .unwrap_or(unix_time)
 }
 
 /// A code as the user typed it, classified by length.
@@ -225,7 +232,12 @@ impl Code {
         let value = || {
             trimmed
                 .iter()
-                .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
+                .try_fold(0u32, |acc, d| {
+                    acc.checked_mul(10)?
+                        .checked_add(u32::from(d.checked_sub(b'0')?))
+                })
+                // At most 8 digits: always fits.
+                .unwrap_or(u32::MAX)
         };
         match trimmed.len() {
             CODE_DIGITS => Ok(Code::Otp(value())),

@@ -49,7 +49,7 @@ pub fn expand(template: &str, user: &str, home: &Path) -> Result<PathBuf, PathEr
         .to_str()
         .filter(|h| h.starts_with('/'))
         .ok_or(PathError::BadHome);
-    let mut out = String::with_capacity(template.len() + 32);
+    let mut out = String::with_capacity(template.len().saturating_add(32));
     let mut rest = template;
     if let Some(after) = rest.strip_prefix('~') {
         if after.is_empty() || after.starts_with('/') {
@@ -58,8 +58,9 @@ pub fn expand(template: &str, user: &str, home: &Path) -> Result<PathBuf, PathEr
         }
     }
     while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
+        let (before, from) = rest.split_at(start);
+        out.push_str(before);
+        let after = from.strip_prefix("${").ok_or(PathError::UnknownVariable)?;
         let end = after.find('}').ok_or(PathError::UnknownVariable)?;
         match &after[..end] {
             "USER" => {
@@ -71,7 +72,10 @@ pub fn expand(template: &str, user: &str, home: &Path) -> Result<PathBuf, PathEr
             "HOME" => out.push_str(home.clone()?),
             _ => return Err(PathError::UnknownVariable),
         }
-        rest = &after[end + 1..];
+        rest = after
+            .get(end..)
+            .and_then(|r| r.strip_prefix('}'))
+            .ok_or(PathError::UnknownVariable)?;
     }
     out.push_str(rest);
     if !out.starts_with('/') {

@@ -11,8 +11,10 @@ use crate::secret_file::{GraceLogin, Mode, RateLimit, SecretFile, SkewObservatio
 use std::fmt;
 
 /// How far (in time steps, each way) a code is searched for when the window
-/// misses, to learn a phone clock that is off: 25 hours at 30 s steps.
-pub const SKEW_SEARCH_STEPS: i64 = 25 * 60 * 2;
+/// misses, to learn a phone clock that is off: about 12.5 hours at 30 s
+/// steps, the range the file format's reference module searches (a code
+/// 1499 steps off is learned, one 1500 steps off is not).
+pub const SKEW_SEARCH_STEPS: i64 = 25 * 60 - 1;
 /// Codes in a row that must agree on a new clock skew before it is adopted.
 pub const SKEW_OBSERVATIONS_NEEDED: usize = 3;
 /// Largest gap, in time steps, between two codes of such a run.
@@ -62,10 +64,26 @@ pub enum Rejected {
     WrongScratchCode,
     /// A code that already logged someone in (DISALLOW_REUSE).
     Reused,
+    /// A code far outside the window, remembered as one observation of the
+    /// phone's clock skew (or the same far-off code typed again).
+    SkewObserved,
     RateLimited {
         attempts: u32,
         seconds: u32,
     },
+}
+
+impl Rejected {
+    /// Whether the input simply held no valid code, so that another reading
+    /// of it (the 8-digit tail after the 6-digit one) or, with
+    /// `try_first_pass`, the prompt may still be tried. A reused code, a
+    /// clock-skew observation or the rate limit end the authentication.
+    pub fn lets_another_reading_try(&self) -> bool {
+        matches!(
+            self,
+            Rejected::Malformed(_) | Rejected::WrongCode | Rejected::WrongScratchCode
+        )
+    }
 }
 
 impl fmt::Display for Rejected {
@@ -75,6 +93,9 @@ impl fmt::Display for Rejected {
             Rejected::WrongCode => f.write_str("invalid verification code"),
             Rejected::WrongScratchCode => f.write_str("invalid scratch code"),
             Rejected::Reused => f.write_str("verification code was already used (DISALLOW_REUSE)"),
+            Rejected::SkewObserved => f.write_str(
+                "invalid verification code (far outside the window: kept as a clock skew observation)",
+            ),
             Rejected::RateLimited { attempts, seconds } => write!(
                 f,
                 "too many attempts: RATE_LIMIT allows {attempts} in {seconds} seconds"
@@ -93,6 +114,10 @@ pub struct Changes {
     /// Only bookkeeping changed (clock skew, grace-period hosts): losing it
     /// costs convenience, never security.
     pub bookkeeping: bool,
+    /// Clock-skew observations read from the file that no login of this
+    /// module could have written (a step or skew out of range): dropped,
+    /// and worth a log line.
+    pub dropped_skew_observations: usize,
 }
 
 impl Changes {
@@ -131,16 +156,17 @@ fn count_attempt(file: &mut SecretFile, now: u64, changes: &mut Changes) -> Resu
     }
 }
 
-/// The recorded attempts that still count at `now`. One stamped in the
-/// future (the clock was set back) still counts, or setting the clock back
-/// would reset the limit.
+/// The recorded attempts that still count at `now`: those at most
+/// `seconds` old (one exactly `seconds` old still counts, as in the file
+/// format's reference module). One stamped in the future (the clock was set
+/// back) still counts, or setting the clock back would reset the limit.
 fn attempts_in_interval(limit: &RateLimit, now: u64) -> Vec<u64> {
     let seconds = u64::from(limit.seconds);
     limit
         .recent
         .iter()
         .copied()
-        .filter(|&t| t.saturating_add(seconds) > now)
+        .filter(|&t| t.saturating_add(seconds) >= now)
         .collect()
 }
 
@@ -161,7 +187,8 @@ pub fn refuse_if_rate_limited(file: &mut SecretFile, now: u64) -> Option<Decisio
 /// accepts: 3 → -1..=1, 17 → -8..=8, 4 → -1..=2.
 pub fn window_offsets(window: u32) -> std::ops::RangeInclusive<i64> {
     let window = i64::from(window.max(1));
-    -((window - 1) / 2)..=window / 2
+    let before = window.saturating_sub(1) / 2;
+    0i64.saturating_sub(before)..=window / 2
 }
 
 /// The counter in `candidates` whose code equals `code`. Every candidate is
@@ -196,38 +223,36 @@ fn check_scratch_code(
     }
 }
 
+/// Checks a code against the HOTP window. A miss does not move the counter
+/// here: [`check_candidates`] does it once for the whole authentication.
 fn check_counter_code(
     file: &mut SecretFile,
     code: u32,
     next: u64,
     window: u32,
-    options: &Options,
     changes: &mut Changes,
 ) -> Result<Accepted, Rejected> {
-    let candidates = (0..i64::from(window.max(1))).map(|i| (next as i64).saturating_add(i));
+    let start = i64::try_from(next).unwrap_or(i64::MAX);
+    let candidates = (0..i64::from(window.max(1))).map(|i| start.saturating_add(i));
     match find_counter(file, code, candidates) {
         Some(counter) => {
             file.set_hotp_counter(counter.saturating_add(1));
             changes.protective = true;
             Ok(Accepted::Code)
         }
-        None => {
-            if options.advance_hotp_on_failure {
-                file.set_hotp_counter(next.saturating_add(1));
-                changes.protective = true;
-            }
-            Err(Rejected::WrongCode)
-        }
+        None => Err(Rejected::WrongCode),
     }
 }
 
-/// Marks `counter` as used. `Err(Reused)` if it already was. Steps that fell
-/// out of the window behind us are forgotten; steps ahead (the clock was set
-/// back) are kept, or turning the clock back would make them usable again.
+/// Marks `counter` as used. `Err(Reused)` if it already was. A step `window`
+/// or more behind `counter` is forgotten, as the file format's reference
+/// module does (it can only come back into the window if the clock is set
+/// back by more than that); steps ahead (the clock was set back) are all
+/// kept, or turning the clock back would make them usable again.
 fn mark_used(
     file: &mut SecretFile,
     counter: u64,
-    oldest_in_window: i64,
+    window: u32,
     changes: &mut Changes,
 ) -> Result<(), Rejected> {
     let used = file.used_steps();
@@ -237,7 +262,7 @@ fn mark_used(
     let mut kept: Vec<u64> = used
         .iter()
         .copied()
-        .filter(|&step| step as i128 >= i128::from(oldest_in_window))
+        .filter(|&step| step.saturating_add(u64::from(window)) > counter)
         .collect();
     kept.push(counter);
     file.set_used_steps(kept);
@@ -257,17 +282,13 @@ fn check_time_code(
     let current = time_step(now, step_seconds) as i64;
     let expected = current.saturating_add(settings.time_skew);
     let offsets = window_offsets(settings.window);
-    let oldest_in_window = expected.saturating_add(*offsets.start());
-    let in_window = offsets.clone().map(|o| expected.saturating_add(o));
+    let in_window = offsets.map(|o| expected.saturating_add(o));
     if let Some(counter) = find_counter(file, code, in_window) {
         if settings.disallow_reuse {
-            mark_used(file, counter, oldest_in_window, changes)?;
+            mark_used(file, counter, settings.window, changes)?;
         }
-        // A good code in the window ends any half-learned skew correction.
-        if !file.skew_observations().is_empty() {
-            file.set_skew_observations(Vec::new());
-            changes.bookkeeping = true;
-        }
+        // A half-learned skew correction is left as it is: a later code far
+        // off may still complete it, as in the file format's reference module.
         return Ok(Accepted::Code);
     }
     if !options.learn_skew {
@@ -278,7 +299,7 @@ fn check_time_code(
         code,
         current,
         settings.disallow_reuse,
-        oldest_in_window,
+        settings.window,
         changes,
     )
 }
@@ -295,42 +316,69 @@ fn learn_skew(
     code: u32,
     current: i64,
     disallow_reuse: bool,
-    oldest_in_window: i64,
+    window: u32,
     changes: &mut Changes,
 ) -> Result<Accepted, Rejected> {
     let search = (-SKEW_SEARCH_STEPS..=SKEW_SEARCH_STEPS).map(|o| current.saturating_add(o));
     let Some(counter) = find_counter(file, code, search) else {
         return Err(Rejected::WrongCode);
     };
-    let skew = counter as i64 - current;
-    let observation = SkewObservation {
-        step: current as u64,
-        skew,
+    let (Ok(counter_signed), Ok(step)) = (i64::try_from(counter), u64::try_from(current)) else {
+        return Err(Rejected::WrongCode);
     };
-    let mut observations: Vec<SkewObservation> = file.skew_observations().to_vec();
-    // Only a run of codes typed close together in increasing time steps
-    // counts; anything else starts a new run.
+    let skew = counter_signed.saturating_sub(current);
+    let observation = SkewObservation { step, skew };
+    // An observation no login could have written (its time step beyond
+    // what a counter can be, or a skew beyond the search) is dropped.
+    let mut observations: Vec<SkewObservation> = file
+        .skew_observations()
+        .iter()
+        .copied()
+        .filter(|o| {
+            i64::try_from(o.step).is_ok()
+                && o.skew.unsigned_abs() <= SKEW_SEARCH_STEPS.unsigned_abs()
+        })
+        .collect();
+    changes.dropped_skew_observations = file
+        .skew_observations()
+        .len()
+        .saturating_sub(observations.len());
+    // The same far-off code typed again says nothing new: nothing changes.
     if observations.last().is_some_and(|last| {
-        last.step >= observation.step || observation.step - last.step > SKEW_OBSERVATION_MAX_GAP
+        i128::from(last.step).checked_add(i128::from(last.skew)) == Some(i128::from(counter))
     }) {
-        observations.clear();
+        return Err(Rejected::SkewObserved);
     }
+    // The last few observations are kept, as the file format's reference
+    // module keeps them; they agree when they were typed close together in
+    // increasing time steps and imply nearly the same skew.
     observations.push(observation);
     let keep_from = observations.len().saturating_sub(SKEW_OBSERVATIONS_NEEDED);
     observations.drain(..keep_from);
+    let in_a_row = observations.windows(2).all(|pair| match pair {
+        [earlier, later] => {
+            later.step > earlier.step
+                && later.step.saturating_sub(earlier.step) <= SKEW_OBSERVATION_MAX_GAP
+        }
+        _ => false,
+    });
     let agreed = observations.len() == SKEW_OBSERVATIONS_NEEDED
-        && observations.iter().all(|o| (o.skew - skew).abs() <= 1);
+        && in_a_row
+        && observations
+            .iter()
+            .all(|o| o.skew.checked_sub(skew).is_some_and(|d| d.abs() <= 1));
     changes.bookkeeping = true;
     if !agreed {
         file.set_skew_observations(observations);
-        return Err(Rejected::WrongCode);
+        return Err(Rejected::SkewObserved);
     }
     // Truncated toward zero, as the file format's other writers do.
-    let skew = observations.iter().map(|o| o.skew).sum::<i64>() / observations.len() as i64;
+    // In i128, three i64 values cannot overflow; their mean fits an i64.
+    let sum: i128 = observations.iter().map(|o| i128::from(o.skew)).sum();
+    let count = i128::try_from(observations.len()).unwrap_or(1).max(1);
+    let skew = i64::try_from(sum.checked_div(count).unwrap_or(0)).unwrap_or(0);
     if disallow_reuse {
-        // Steps are absolute, so the window for pruning moves with the skew.
-        let oldest = oldest_in_window.saturating_add(skew);
-        if let Err(reused) = mark_used(file, counter, oldest, changes) {
+        if let Err(reused) = mark_used(file, counter, window, changes) {
             file.set_skew_observations(observations);
             return Err(reused);
         }
@@ -343,38 +391,123 @@ fn learn_skew(
 /// Judges one attempt at time `now` (unix seconds) and updates `file` to
 /// match. `input` is what the user typed.
 pub fn check_attempt(file: &mut SecretFile, input: &[u8], now: u64, options: &Options) -> Decision {
-    check_candidates(file, &[input], now, options).0
+    check_candidates(file, &[input], now, options, Pass::ONLY).decision
+}
+
+/// How one call of [`check_candidates`] fits into the whole
+/// authentication, which may read a code from an earlier module's password
+/// first and then from the prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    /// Count this attempt against RATE_LIMIT: once per authentication.
+    pub count_attempt: bool,
+    /// An earlier reading in this authentication missed the HOTP window.
+    pub hotp_missed_before: bool,
+    /// Another reading (the prompt) may still follow: a HOTP miss does not
+    /// move the counter yet.
+    pub more_to_come: bool,
+}
+
+impl Pass {
+    /// The only reading of an authentication.
+    pub const ONLY: Pass = Pass {
+        count_attempt: true,
+        hotp_missed_before: false,
+        more_to_come: false,
+    };
+}
+
+/// What [`check_candidates`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    pub decision: Decision,
+    /// The index of the accepted candidate, if one was.
+    pub candidate: Option<usize>,
+    /// Whether a HOTP code missed the window in this authentication so far
+    /// (the counter moves on once, at the end).
+    pub hotp_missed: bool,
 }
 
 /// Judges one attempt that may carry its code in more than one way (a
 /// password with a 6- or 8-digit code at its end): the candidates are tried
-/// in order and the first that is accepted wins. The attempt counts once
-/// against the rate limit. Returns the decision and the index of the
-/// accepted candidate.
+/// in order until one is accepted or one is refused for a reason other than
+/// holding no valid code (see [`Rejected::lets_another_reading_try`]).
+///
+/// A HOTP code that misses the window moves the counter on by one, once per
+/// authentication and only at its end (`pass.more_to_come` unset), unless
+/// a HOTP code is accepted: as in the file format's reference module, the
+/// counter then ends one past the code accepted, or one past where it was.
 pub fn check_candidates(
     file: &mut SecretFile,
     candidates: &[&[u8]],
     now: u64,
     options: &Options,
-) -> (Decision, Option<usize>) {
+    pass: Pass,
+) -> Checked {
     let mut changes = Changes::default();
-    if let Err(limited) = count_attempt(file, now, &mut changes) {
-        return (
-            Decision {
-                verdict: Err(limited),
-                changes,
-            },
-            None,
-        );
-    }
-    let mut verdict = Err(Rejected::Malformed(MalformedCode::Empty));
-    for (index, input) in candidates.iter().enumerate() {
-        verdict = check_code(file, input, now, options, &mut changes);
-        if verdict.is_ok() {
-            return (Decision { verdict, changes }, Some(index));
+    let counter_before = match file.settings().mode {
+        Mode::Counter { next } => Some(next),
+        Mode::Time { .. } | Mode::ScratchOnly => None,
+    };
+    if pass.count_attempt {
+        if let Err(limited) = count_attempt(file, now, &mut changes) {
+            return Checked {
+                decision: Decision {
+                    verdict: Err(limited),
+                    changes,
+                },
+                candidate: None,
+                hotp_missed: pass.hotp_missed_before,
+            };
         }
     }
-    (Decision { verdict, changes }, None)
+    let mut hotp_missed = pass.hotp_missed_before;
+    let mut verdict = Err(Rejected::Malformed(MalformedCode::Empty));
+    let mut candidate = None;
+    for (index, input) in candidates.iter().enumerate() {
+        let checked = check_code(file, input, now, options, &mut changes);
+        match checked {
+            CodeCheck::Hotp(Ok(_)) => hotp_missed = false,
+            CodeCheck::Hotp(Err(_)) => hotp_missed = true,
+            CodeCheck::Other(_) => {}
+        }
+        verdict = checked.verdict();
+        if verdict.is_ok() {
+            candidate = Some(index);
+            break;
+        }
+        if !verdict.is_err_and(|why| why.lets_another_reading_try()) {
+            break;
+        }
+    }
+    if let (true, false, true, Some(next)) = (
+        hotp_missed,
+        pass.more_to_come,
+        options.advance_hotp_on_failure,
+        counter_before,
+    ) {
+        file.set_hotp_counter(next.saturating_add(1));
+        changes.protective = true;
+    }
+    Checked {
+        decision: Decision { verdict, changes },
+        candidate,
+        hotp_missed,
+    }
+}
+
+/// One code checked, and whether it was checked against the HOTP counter.
+enum CodeCheck {
+    Hotp(Result<Accepted, Rejected>),
+    Other(Result<Accepted, Rejected>),
+}
+
+impl CodeCheck {
+    fn verdict(&self) -> Result<Accepted, Rejected> {
+        match self {
+            CodeCheck::Hotp(verdict) | CodeCheck::Other(verdict) => *verdict,
+        }
+    }
 }
 
 fn check_code(
@@ -383,18 +516,33 @@ fn check_code(
     now: u64,
     options: &Options,
     changes: &mut Changes,
-) -> Result<Accepted, Rejected> {
-    match Code::parse(input).map_err(Rejected::Malformed)? {
-        Code::Scratch(code) => check_scratch_code(file, code, changes),
+) -> CodeCheck {
+    let code = match Code::parse(input) {
+        Ok(code) => code,
+        Err(why) => return CodeCheck::Other(Err(Rejected::Malformed(why))),
+    };
+    match code {
+        Code::Scratch(code) => CodeCheck::Other(check_scratch_code(file, code, changes)),
         Code::Otp(code) => {
             let settings = file.settings();
             match settings.mode {
-                Mode::Counter { next } => {
-                    check_counter_code(file, code, next, settings.window, options, changes)
-                }
-                Mode::Time { step_seconds } => {
-                    check_time_code(file, code, now, step_seconds, options, changes)
-                }
+                Mode::Counter { next } => CodeCheck::Hotp(check_counter_code(
+                    file,
+                    code,
+                    next,
+                    settings.window,
+                    changes,
+                )),
+                Mode::Time { step_seconds } => CodeCheck::Other(check_time_code(
+                    file,
+                    code,
+                    now,
+                    step_seconds,
+                    options,
+                    changes,
+                )),
+                // Neither TOTP_AUTH nor a HOTP counter: only scratch codes work.
+                Mode::ScratchOnly => CodeCheck::Other(Err(Rejected::WrongCode)),
             }
         }
     }
@@ -426,9 +574,12 @@ pub fn grace_host(remote_host: &[u8]) -> Option<&str> {
 
 /// Whether `host` logged in successfully less than `grace_seconds` ago.
 pub fn in_grace_period(file: &SecretFile, host: &str, now: u64, grace_seconds: u64) -> bool {
-    file.grace_logins()
-        .iter()
-        .any(|g| g.host == host && g.time <= now && now - g.time < grace_seconds)
+    file.grace_logins().iter().any(|g| {
+        g.host == host
+            && now
+                .checked_sub(g.time)
+                .is_some_and(|ago| ago < grace_seconds)
+    })
 }
 
 /// Remembers a successful login from `host` for the grace period, in the
@@ -450,6 +601,7 @@ pub fn record_grace_login(file: &mut SecretFile, host: &str, now: u64) -> Change
     Changes {
         protective: false,
         bookkeeping: true,
+        ..Changes::default()
     }
 }
 

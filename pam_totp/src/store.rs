@@ -3,33 +3,44 @@
 //! Rules, all enforced here:
 //! - files are opened as their user (file-system uid/gid switched), so root's
 //!   rights never reach a file the user could not touch;
+//! - the directory is resolved once, component by component ([`dir`]): no
+//!   symlink that a user other than root or the file's user could change is
+//!   followed, and every later step (open, re-check, temporary file, rename,
+//!   directory sync) is relative to that directory's descriptor;
 //! - the final path component is never followed if it is a symlink, and only
 //!   a regular file is accepted (a FIFO cannot even block the open);
 //! - owner and mode are checked before a byte is read;
-//! - an update takes an exclusive lock on the file, checks the path still
+//! - an update takes an exclusive lock (on a lock file beside it, see
+//!   [`lock`]), checks the directory entry still
 //!   names the locked file, re-reads it, and replaces it with a new file that
 //!   was written, synced and given the old owner and mode before the rename;
 //!   the directory is synced after. A crash leaves either the old or the new
 //!   file, never a mix, and concurrent logins see each other's changes.
 
 use crate::secret_file::MAX_FILE_SIZE;
-use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
-use nix::unistd::{setfsgid, setfsuid, Gid, Uid};
-use std::ffi::OsString;
+use nix::errno::Errno;
+use nix::fcntl::{openat, renameat2, AtFlags, OFlag, RenameFlags};
+use nix::sys::stat::{fstatat, Mode};
+use nix::unistd::{fsync, linkat, setfsgid, setfsuid, unlinkat, Gid, Uid, UnlinkatFlags};
+use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::{fchown, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{fchown, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
+
+pub mod dir;
+mod lock;
+pub use dir::{DirProblem, DirRules, SecureDir};
+pub use lock::LOCK_SUFFIX;
 
 /// Mode bits a secret file may have unless the admin allows more.
 pub const DEFAULT_ALLOWED_MODE: u32 = 0o600;
 /// How long a login waits for other logins' updates of the same file,
 /// including starting over when the file was replaced while we waited.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
-const LOCK_POLL: Duration = Duration::from_millis(2);
 
 /// The file-system identity files are accessed with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +54,16 @@ impl Identity {
         Identity {
             uid: Uid::effective(),
             gid: Gid::effective(),
+        }
+    }
+
+    /// The file-system uid and gid in force on this thread.
+    fn current_fs() -> Identity {
+        // Setting an invalid id (-1) changes nothing and returns the current one.
+        let invalid = u32::MAX;
+        Identity {
+            uid: setfsuid(Uid::from_raw(invalid)),
+            gid: setfsgid(Gid::from_raw(invalid)),
         }
     }
 }
@@ -74,10 +95,22 @@ pub enum StoreError {
     /// The file-system identity could not be switched.
     SwitchIdentity,
     LockTimeout,
+    /// The file system cannot lock (ENOLCK, EBADF, EOPNOTSUPP).
+    LockUnsupported(io::Error),
     /// The path kept changing while we tried to lock it.
     Unstable,
     Io {
         action: &'static str,
+        error: io::Error,
+    },
+    /// A directory on the way to the file was refused (see [`dir`]).
+    UnsafeDirectory {
+        path: PathBuf,
+        problem: DirProblem,
+    },
+    /// A directory on the way to the file could not be opened.
+    Directory {
+        path: PathBuf,
         error: io::Error,
     },
 }
@@ -104,8 +137,24 @@ impl fmt::Display for StoreError {
             StoreError::LockTimeout => {
                 f.write_str("timed out waiting for the lock on the secret file")
             }
+            StoreError::LockUnsupported(error) => write!(
+                f,
+                "cannot lock the secret file: {error}; the file system does not support \
+                 locks (an NFS home needs NFSv4 or lockd, or the mount option \
+                 local_lock=flock, which locks on each host only)"
+            ),
             StoreError::Unstable => f.write_str("secret file kept changing while being locked"),
             StoreError::Io { action, error } => write!(f, "cannot {action}: {error}"),
+            StoreError::UnsafeDirectory { path, problem } => write!(
+                f,
+                "directory {} on the way to the secret file {problem}",
+                path.display()
+            ),
+            StoreError::Directory { path, error } => write!(
+                f,
+                "cannot open the directory {} on the way to the secret file: {error}",
+                path.display()
+            ),
         }
     }
 }
@@ -116,23 +165,39 @@ fn io_error(action: &'static str) -> impl FnOnce(io::Error) -> StoreError {
     move |error| StoreError::Io { action, error }
 }
 
-/// While alive, file access uses another uid/gid (Linux fsuid/fsgid, which
-/// affect only this thread and only file-system checks).
+/// While alive, file access uses another identity: its uid and gid (Linux
+/// fsuid/fsgid, which affect only this thread and only file-system checks)
+/// and exactly its supplementary groups (set on this thread only, see
+/// [`crate::sys::set_thread_groups`]), so that no group of the caller
+/// (root's group 0, or the invoking user's under `su other`) opens a
+/// directory or file the user could not. Everything is restored on drop,
+/// whatever path is taken.
 struct AsIdentity {
     previous: Identity,
+    /// The thread's supplementary groups before the switch, if changed.
+    previous_groups: Option<Vec<Gid>>,
 }
 
 impl AsIdentity {
     fn switch(to: Identity) -> Result<AsIdentity, StoreError> {
-        // The group first: once the uid is dropped, the gid can no longer change.
-        let previous_gid = setfsgid(to.gid);
-        let previous_uid = setfsuid(to.uid);
-        let guard = AsIdentity {
-            previous: Identity {
-                uid: previous_uid,
-                gid: previous_gid,
-            },
+        // Looked up before anything changes (NSS reads files as the caller).
+        let groups = groups_of(to);
+        let mut guard = AsIdentity {
+            previous: Identity::current_fs(),
+            previous_groups: None,
         };
+        if Identity::current() != to {
+            let before = nix::unistd::getgroups().map_err(|_| StoreError::SwitchIdentity)?;
+            if sorted(&before) != groups {
+                // Without the privilege to set them the switch fails: the
+                // caller's groups must never stand in for the user's.
+                crate::sys::set_thread_groups(&groups).map_err(|_| StoreError::SwitchIdentity)?;
+                guard.previous_groups = Some(before);
+            }
+        }
+        // The group first: once the uid is dropped, the gid can no longer change.
+        setfsgid(to.gid);
+        setfsuid(to.uid);
         // setfsuid reports no error; asking again returns what is in force.
         if setfsgid(to.gid) != to.gid || setfsuid(to.uid) != to.uid {
             return Err(StoreError::SwitchIdentity);
@@ -140,7 +205,9 @@ impl AsIdentity {
         Ok(guard)
     }
 
-    /// Runs `f` with the identity we had before the switch.
+    /// Runs `f` with the uid and gid we had before the switch (for what
+    /// only they may do: give a file away, read a directory the user may
+    /// not). The supplementary groups stay the user's.
     fn with_previous<T>(&self, f: impl FnOnce() -> T) -> T {
         let current = Identity {
             uid: setfsuid(self.previous.uid),
@@ -157,7 +224,29 @@ impl Drop for AsIdentity {
     fn drop(&mut self) {
         setfsuid(self.previous.uid);
         setfsgid(self.previous.gid);
+        if let Some(groups) = &self.previous_groups {
+            // Cannot fail: we had the privilege to change them a moment ago.
+            let _ = crate::sys::set_thread_groups(groups);
+        }
     }
+}
+
+/// The supplementary groups `identity` logs in with, sorted: from the user
+/// database for its uid, or its gid alone for a uid without an account.
+fn groups_of(identity: Identity) -> Vec<Gid> {
+    let from_database = nix::unistd::User::from_uid(identity.uid)
+        .ok()
+        .flatten()
+        .and_then(|user| std::ffi::CString::new(user.name).ok())
+        .and_then(|name| nix::unistd::getgrouplist(&name, identity.gid).ok());
+    sorted(&from_database.unwrap_or_else(|| vec![identity.gid]))
+}
+
+fn sorted(groups: &[Gid]) -> Vec<Gid> {
+    let mut groups: Vec<Gid> = groups.to_vec();
+    groups.sort_by_key(|g| g.as_raw());
+    groups.dedup();
+    groups
 }
 
 fn split(path: &Path) -> Result<(PathBuf, OsString), StoreError> {
@@ -169,30 +258,61 @@ fn split(path: &Path) -> Result<(PathBuf, OsString), StoreError> {
     Ok((dir, name.to_os_string()))
 }
 
-fn sibling(dir: &Path, name: &OsString, suffix: &str) -> PathBuf {
-    let mut temp = name.clone();
-    temp.push(suffix);
-    dir.join(temp)
+/// Opens the directory of `path` once (see [`dir`]) with the rules for a
+/// file accessed as `identity`, and returns it with the file's name in it.
+/// Must run as `identity`.
+fn open_parent(path: &Path, identity: Identity) -> Result<(SecureDir, OsString), StoreError> {
+    let (dir, name) = split(path)?;
+    let dir = SecureDir::open(&dir, &DirRules::for_identity(identity.uid))?;
+    Ok((dir, name))
 }
 
-/// Opens the file without following a final symlink and without blocking on
-/// a FIFO, then checks type, owner and mode on the open descriptor.
-fn open_checked(path: &Path, rules: &AccessRules) -> Result<(File, fs::Metadata), StoreError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|error| match error.raw_os_error() {
-            Some(libc::ENOENT) => StoreError::NotFound,
-            Some(libc::ELOOP) => StoreError::Symlink,
-            _ => StoreError::Io {
-                action: "open the secret file",
-                error,
-            },
-        })?;
+fn with_suffix(name: &OsStr, suffix: &str) -> OsString {
+    let mut temp = name.to_os_string();
+    temp.push(suffix);
+    temp
+}
+
+/// Removes `name` from `dir` if it is there (a file, never a directory).
+fn remove_entry(dir: &SecureDir, name: &OsStr) {
+    let _ = unlinkat(dir, name, UnlinkatFlags::NoRemoveDir);
+}
+
+/// Opens `name` in `dir` without following a symlink and without blocking
+/// on a FIFO, then checks type, owner and mode on the open descriptor.
+fn open_checked(
+    dir: &SecureDir,
+    name: &OsStr,
+    rules: &AccessRules,
+) -> Result<(File, fs::Metadata), StoreError> {
+    let fd = openat(
+        dir,
+        name,
+        OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY
+            | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| match errno {
+        Errno::ENOENT => StoreError::NotFound,
+        Errno::ELOOP => StoreError::Symlink,
+        errno => StoreError::Io {
+            action: "open the secret file",
+            error: io::Error::from(errno),
+        },
+    })?;
+    let file = File::from(fd);
     let meta = file
         .metadata()
         .map_err(io_error("inspect the secret file"))?;
+    check_file(&meta, rules)?;
+    Ok((file, meta))
+}
+
+/// Type, owner, mode and size: what a secret file must be before it is trusted.
+fn check_file(meta: &fs::Metadata, rules: &AccessRules) -> Result<(), StoreError> {
     if !meta.file_type().is_file() {
         return Err(StoreError::NotRegularFile);
     }
@@ -214,14 +334,14 @@ fn open_checked(path: &Path, rules: &AccessRules) -> Result<(File, fs::Metadata)
     if meta.len() > MAX_FILE_SIZE as u64 {
         return Err(StoreError::TooLarge);
     }
-    Ok((file, meta))
+    Ok(())
 }
 
 fn read_all(mut file: &File) -> Result<Zeroizing<Vec<u8>>, StoreError> {
     file.rewind().map_err(io_error("read the secret file"))?;
     let mut contents = Zeroizing::new(Vec::with_capacity(4096));
     // One byte past the cap tells a file that grew after fstat from a full one.
-    file.take(MAX_FILE_SIZE as u64 + 1)
+    file.take(u64::try_from(MAX_FILE_SIZE).map_or(u64::MAX, |max| max.saturating_add(1)))
         .read_to_end(&mut contents)
         .map_err(io_error("read the secret file"))?;
     if contents.len() > MAX_FILE_SIZE {
@@ -238,27 +358,29 @@ pub fn read(
     rules: &AccessRules,
 ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
     let _as_user = AsIdentity::switch(identity)?;
-    let (file, _) = open_checked(path, rules)?;
-    read_all(&file)
+    let (dir, name) = open_parent(path, identity)?;
+    read_opened(&dir, &name, rules)
 }
 
-/// Takes the file's exclusive lock, waiting until `deadline`.
-fn lock(file: &File, deadline: Instant) -> Result<(), StoreError> {
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(()),
-            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(LOCK_POLL)
-            }
-            Err(fs::TryLockError::WouldBlock) => return Err(StoreError::LockTimeout),
-            Err(fs::TryLockError::Error(error)) => {
-                return Err(StoreError::Io {
-                    action: "lock the secret file",
-                    error,
-                })
-            }
-        }
-    }
+/// [`read`] for a file `name` in a directory already opened with
+/// [`SecureDir::open`] (e.g. under [`DirRules::strict`]).
+pub fn read_in(
+    dir: &SecureDir,
+    name: &OsStr,
+    identity: Identity,
+    rules: &AccessRules,
+) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    let _as_user = AsIdentity::switch(identity)?;
+    read_opened(dir, name, rules)
+}
+
+fn read_opened(
+    dir: &SecureDir,
+    name: &OsStr,
+    rules: &AccessRules,
+) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    let (file, _) = open_checked(dir, name, rules)?;
+    read_all(&file)
 }
 
 /// Owner, group and permission bits a written file gets.
@@ -295,6 +417,19 @@ pub fn update<T>(
     update_owned(path, identity, rules, change, Ownership::of)
 }
 
+/// [`update`] for a file `name` in a directory already opened with
+/// [`SecureDir::open`] (e.g. under [`DirRules::strict`]).
+pub fn update_in<T>(
+    dir: &SecureDir,
+    name: &OsStr,
+    identity: Identity,
+    rules: &AccessRules,
+    change: impl FnOnce(&[u8]) -> (T, Option<Zeroizing<Vec<u8>>>),
+) -> Result<(T, Result<(), StoreError>), StoreError> {
+    let as_user = AsIdentity::switch(identity)?;
+    update_locked(&as_user, dir, name, rules, change, Ownership::of)
+}
+
 fn update_owned<T>(
     path: &Path,
     identity: Identity,
@@ -303,39 +438,58 @@ fn update_owned<T>(
     ownership: impl Fn(&fs::Metadata) -> Ownership,
 ) -> Result<(T, Result<(), StoreError>), StoreError> {
     let as_user = AsIdentity::switch(identity)?;
-    let (dir, name) = split(path)?;
-    let deadline = Instant::now() + LOCK_WAIT;
+    let (dir, name) = open_parent(path, identity)?;
+    update_locked(&as_user, &dir, &name, rules, change, ownership)
+}
+
+/// The locked read-modify-write of `name` in `dir`, as the identity
+/// `as_user` switched to.
+fn update_locked<T>(
+    as_user: &AsIdentity,
+    dir: &SecureDir,
+    name: &OsStr,
+    rules: &AccessRules,
+    change: impl FnOnce(&[u8]) -> (T, Option<Zeroizing<Vec<u8>>>),
+    ownership: impl Fn(&fs::Metadata) -> Ownership,
+) -> Result<(T, Result<(), StoreError>), StoreError> {
+    let now = Instant::now();
+    let deadline = now.checked_add(LOCK_WAIT).unwrap_or(now);
     while Instant::now() < deadline {
-        let (file, meta) = open_checked(path, rules)?;
-        lock(&file, deadline)?;
+        let (file, meta) = open_checked(dir, name, rules)?;
+        let _lock = lock::take(as_user, dir, name, (meta.uid(), meta.gid()), deadline)?;
         // Another login may have replaced the file while we waited: the lock
         // we hold is then on the old inode, and we must start again.
-        match fs::symlink_metadata(path) {
-            Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() => {}
-            Ok(_) => continue,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
-            Err(error) => {
+        match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(now) if now.st_dev == meta.dev() && now.st_ino == meta.ino() => {}
+            Ok(_) | Err(Errno::ENOENT) => continue,
+            Err(errno) => {
                 return Err(StoreError::Io {
                     action: "inspect the secret file",
-                    error,
+                    error: io::Error::from(errno),
                 })
             }
         }
+        // Owner, mode and type may have changed while we waited for the
+        // lock: judge the file as it is now, and keep what it is now.
+        let meta = file
+            .metadata()
+            .map_err(io_error("inspect the secret file"))?;
+        check_file(&meta, rules)?;
         let contents = read_all(&file)?;
         let (result, new_contents) = change(&contents);
         let saved = match new_contents {
             None => Ok(()),
             Some(bytes) => {
-                let temp = sibling(&dir, &name, ".pam_totp-tmp");
+                let temp = with_suffix(name, ".pam_totp-tmp");
                 // We hold the lock, so a file at the temporary name is left
                 // over from a crash: clear it rather than fail.
-                let _ = fs::remove_file(&temp);
+                remove_entry(dir, &temp);
                 let target = ownership(&meta);
                 replace(
-                    &as_user,
-                    &dir,
+                    as_user,
+                    dir,
                     &temp,
-                    path,
+                    name,
                     &bytes,
                     target,
                     RenameFlags::empty(),
@@ -352,21 +506,28 @@ fn update_owned<T>(
 /// file is removed and `path` is untouched.
 fn replace(
     as_user: &AsIdentity,
-    dir: &Path,
-    temp: &Path,
-    path: &Path,
+    dir: &SecureDir,
+    temp: &OsStr,
+    name: &OsStr,
     bytes: &[u8],
     target: Ownership,
     flags: RenameFlags,
 ) -> Result<(), StoreError> {
+    // Opened before anything changes, so that a directory the user may
+    // write but not read cannot turn a committed update into a refusal.
+    let dir_for_sync = open_for_sync(as_user, dir)?;
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(temp)
-            .map_err(io_error("create the temporary file"))?;
+        let fd = openat(
+            dir,
+            temp,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|errno| StoreError::Io {
+            action: "create the temporary file",
+            error: io::Error::from(errno),
+        })?;
+        let mut file = File::from(fd);
         file.write_all(bytes)
             .map_err(io_error("write the temporary file"))?;
         let written = file
@@ -385,22 +546,90 @@ fn replace(
         }
         file.sync_all()
             .map_err(io_error("sync the temporary file"))?;
-        renameat2(AT_FDCWD, temp, AT_FDCWD, path, flags).map_err(|errno| match errno {
-            nix::errno::Errno::EEXIST => StoreError::AlreadyExists,
-            errno => StoreError::Io {
-                action: "rename the temporary file",
-                error: io::Error::from(errno),
-            },
-        })
+        rename(dir, temp, name, flags)
     })();
     if result.is_err() {
-        let _ = fs::remove_file(temp);
+        remove_entry(dir, temp);
         return result;
     }
     // The rename is done; syncing the directory makes it survive a crash.
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error("sync the directory"))
+    match fsync(&dir_for_sync) {
+        Ok(()) => Ok(()),
+        // The file system cannot sync directories at all: the update is as
+        // durable as it can be made there. Refusing now would refuse a
+        // login whose state (a used code, a scratch code gone) is already
+        // committed.
+        Err(errno @ (Errno::EINVAL | Errno::EROFS)) => {
+            note(format!(
+                "the directory {} cannot be synced ({}); the update is saved but may not survive a crash",
+                dir.path().display(),
+                io::Error::from(errno)
+            ));
+            Ok(())
+        }
+        Err(errno) => Err(StoreError::Io {
+            action: "sync the directory",
+            error: io::Error::from(errno),
+        }),
+    }
+}
+
+/// The directory opened for reading, for its fsync: as the user, or, if the
+/// user may not read it, with the rights the caller had before switching
+/// (the descriptor names the same directory the walk resolved).
+fn open_for_sync(as_user: &AsIdentity, dir: &SecureDir) -> Result<File, StoreError> {
+    dir.open_for_sync()
+        .or_else(|errno| match errno {
+            Errno::EACCES => as_user.with_previous(|| dir.open_for_sync()),
+            errno => Err(errno),
+        })
+        .map(File::from)
+        .map_err(|errno| StoreError::Io {
+            action: "open the directory to sync it",
+            error: io::Error::from(errno),
+        })
+}
+
+thread_local! {
+    static NOTES: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Records something the caller should log although the operation
+/// succeeded.
+fn note(message: String) {
+    NOTES.with(|notes| notes.borrow_mut().push(message));
+}
+
+/// Takes what the store noted on this thread since the last call (things
+/// worth one log line although nothing failed, e.g. a directory that
+/// cannot be synced).
+pub fn take_notes() -> Vec<String> {
+    NOTES.with(|notes| std::mem::take(&mut *notes.borrow_mut()))
+}
+
+/// Renames `temp` onto `name`. Without replacing (`RENAME_NOREPLACE`) on a
+/// file system that refuses rename flags (NFS, CIFS: EINVAL), a hard link
+/// to the new name, which fails if the name exists, then removing `temp`
+/// does the same atomically.
+fn rename(
+    dir: &SecureDir,
+    temp: &OsStr,
+    name: &OsStr,
+    flags: RenameFlags,
+) -> Result<(), StoreError> {
+    let renamed = match renameat2(dir, temp, dir, name, flags) {
+        Err(Errno::EINVAL) if flags.contains(RenameFlags::RENAME_NOREPLACE) => {
+            linkat(dir, temp, dir, name, AtFlags::empty()).map(|()| remove_entry(dir, temp))
+        }
+        other => other,
+    };
+    renamed.map_err(|errno| match errno {
+        Errno::EEXIST => StoreError::AlreadyExists,
+        errno => StoreError::Io {
+            action: "rename the temporary file",
+            error: io::Error::from(errno),
+        },
+    })
 }
 
 /// Owner and mode for a new file.
@@ -444,18 +673,21 @@ pub fn create(
         }
     }
     let as_user = AsIdentity::switch(as_identity)?;
-    let (dir, name) = split(path)?;
-    let temp = sibling(
-        &dir,
-        &name,
-        &format!(".pam_totp-new.{}", std::process::id()),
-    );
-    let _ = fs::remove_file(&temp);
+    let (dir, name) = open_parent(path, as_identity).map_err(|error| match error {
+        // A missing directory is no missing file here: nothing can be created.
+        StoreError::NotFound => StoreError::Io {
+            action: "create the temporary file",
+            error: io::Error::from(Errno::ENOENT),
+        },
+        other => other,
+    })?;
+    let temp = with_suffix(&name, &format!(".pam_totp-new.{}", std::process::id()));
+    remove_entry(&dir, &temp);
     replace(
         &as_user,
         &dir,
         &temp,
-        path,
+        &name,
         bytes,
         target,
         RenameFlags::RENAME_NOREPLACE,

@@ -46,11 +46,12 @@
 //! assert_eq!(outcome.code, code::PAM_SUCCESS, "{outcome}");
 //! ```
 
+pub mod compare;
 pub mod oath;
 pub mod outcome;
 pub mod scenario;
 pub mod system;
 
-pub use outcome::{code, Answer, LogLine, Outcome, Prompt, PromptStyle};
+pub use outcome::{code, Answer, AuthtokSeen, LogLine, Outcome, Prompt, PromptStyle};
 pub use scenario::{Clock, DriverFailure, Login, OutOfAnswers, Scenario, SERVICE};
 pub use system::Module;

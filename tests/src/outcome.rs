@@ -94,6 +94,44 @@ impl fmt::Display for LogLine {
     }
 }
 
+/// PAM_AUTHTOK as the next module in the stack sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthtokSeen {
+    Unset,
+    Set(Vec<u8>),
+}
+
+impl AuthtokSeen {
+    /// Reads the probe module's record: `unset` or `set HEX`.
+    pub fn parse(record: &str) -> Option<AuthtokSeen> {
+        let record = record.trim_end_matches('\n');
+        if record == "unset" {
+            return Some(AuthtokSeen::Unset);
+        }
+        let hex = record.strip_prefix("set ")?;
+        if hex.len() % 2 != 0 {
+            return None;
+        }
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| {
+                hex.get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .collect::<Option<Vec<u8>>>()
+            .map(AuthtokSeen::Set)
+    }
+}
+
+impl fmt::Display for AuthtokSeen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthtokSeen::Unset => f.write_str("unset"),
+            AuthtokSeen::Set(value) => write!(f, "{:?}", String::from_utf8_lossy(value)),
+        }
+    }
+}
+
 /// The result of one run of pam-driver.
 #[derive(Clone, Debug, Default)]
 pub struct Outcome {
@@ -115,6 +153,9 @@ pub struct Outcome {
     pub setcred: Option<i32>,
     /// PAM_AUTHTOK after authentication, when asked for and set.
     pub authtok: Option<String>,
+    /// What the probe module after the module under test saw as
+    /// PAM_AUTHTOK (`Login::probe_authtok`); None without the probe.
+    pub authtok_after: Option<AuthtokSeen>,
     /// What the modules logged (see [`LogLine`]).
     pub logs: Vec<LogLine>,
     /// The driver's raw report and its standard error (pam_wrapper's own
@@ -209,6 +250,9 @@ impl fmt::Display for Outcome {
         }
         if let Some(authtok) = &self.authtok {
             writeln!(f, "  PAM_AUTHTOK after: {authtok:?}")?;
+        }
+        if let Some(seen) = &self.authtok_after {
+            writeln!(f, "  PAM_AUTHTOK seen by the next module: {seen}")?;
         }
         if !self.logs.is_empty() {
             writeln!(f, "logs:")?;

@@ -216,6 +216,10 @@ impl Scenario {
             silent: false,
             setcred: false,
             env: Vec::new(),
+            preload: Vec::new(),
+            first_pass: None,
+            probe_authtok: false,
+            clock: None,
             timeout: Duration::from_secs(60),
         }
     }
@@ -268,10 +272,36 @@ pub struct Login<'a> {
     silent: bool,
     setcred: bool,
     env: Vec<(OsString, OsString)>,
+    preload: Vec<PathBuf>,
+    first_pass: Option<OsString>,
+    probe_authtok: bool,
+    clock: Option<Clock>,
     timeout: Duration,
 }
 
 impl Login<'_> {
+    /// The clock for this login only (default: the scenario's).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// PAM_AUTHTOK as an earlier module (pam_unix) would leave it, set by
+    /// the test-only probe module (csrc/authtok_probe.c) stacked before the
+    /// module under test. Implies [`Login::probe_authtok`].
+    pub fn first_pass(mut self, password: impl Into<OsString>) -> Self {
+        self.first_pass = Some(password.into());
+        self.probe_authtok = true;
+        self
+    }
+
+    /// Stacks the probe module before and after the module under test, so
+    /// that [`Outcome::authtok_after`] says what later modules see.
+    pub fn probe_authtok(mut self) -> Self {
+        self.probe_authtok = true;
+        self
+    }
+
     /// The next scripted answer (any bytes but NUL).
     pub fn answer(mut self, answer: impl Into<OsString>) -> Self {
         self.answers.push(answer.into());
@@ -397,6 +427,12 @@ impl Login<'_> {
                 system::pam_wrapper_module("pam_set_items.so").display()
             ));
         }
+        if self.probe_authtok {
+            lines.push(format!(
+                "auth [default=ignore] {} set",
+                system::authtok_probe().display()
+            ));
+        }
         lines.extend(self.before.iter().cloned());
         let mut module_line = format!("auth required {}", self.scenario.module_path.display());
         for option in self.scenario.options.iter().chain(&self.extra_options) {
@@ -410,8 +446,22 @@ impl Login<'_> {
                 system::pam_wrapper_module("pam_get_items.so").display()
             ));
         }
+        if self.probe_authtok {
+            lines.push(format!(
+                "auth [default=ignore] {} {}",
+                system::authtok_probe().display(),
+                service_file_arg(&format!("record={}", self.probe_record().display()))
+            ));
+        }
         lines.extend(self.after.iter().cloned());
         lines.join("\n") + "\n"
+    }
+
+    /// An extra library in the driver's LD_PRELOAD (after pam_wrapper's),
+    /// e.g. a shim that fails or kills at one system call.
+    pub fn preload(mut self, library: impl Into<PathBuf>) -> Self {
+        self.preload.push(library.into());
+        self
     }
 
     /// Runs the login; panics, with everything known, if the driver itself
@@ -423,18 +473,112 @@ impl Login<'_> {
     /// Runs the login; a driver failure (e.g. the module crashed the
     /// process) is returned rather than panicking.
     pub fn try_run(self) -> Result<Outcome, Box<DriverFailure>> {
+        self.run_held(None::<fn()>)
+    }
+
+    /// Runs the login and calls `at_prompt` while the module waits at its
+    /// first prompt (it has looked at the file and not yet checked the
+    /// code), e.g. to swap the file under it. If the module never asks,
+    /// `at_prompt` runs once it has finished.
+    pub fn run_paused(self, at_prompt: impl FnOnce()) -> Outcome {
+        self.run_held(Some(at_prompt))
+            .unwrap_or_else(|failure| panic!("{failure}"))
+    }
+
+    fn run_held(self, at_prompt: Option<impl FnOnce()>) -> Result<Outcome, Box<DriverFailure>> {
+        let answers = self.answers.clone();
+        let mut at_prompt = at_prompt;
+        let _slot = DriverSlot::acquire();
+        for attempt in 1..=system::PAM_WRAPPER_START_ATTEMPTS {
+            let service_dir = self.write_services();
+            let hold = at_prompt
+                .is_some()
+                .then(|| service_dir.with_file_name("hold"));
+            let driver = self.spawn(&service_dir, &answers, hold.as_deref());
+            if let Some(hold) = &hold {
+                wait_until_prompted(hold, std::slice::from_ref(&driver));
+                if let Some(act) = at_prompt.take() {
+                    act();
+                }
+                release(hold);
+            }
+            let finished = driver.finish(self.timeout);
+            if attempt < system::PAM_WRAPPER_START_ATTEMPTS && finished.could_not_start() {
+                continue;
+            }
+            return self.outcome(finished);
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    /// Runs one login per answer, all at once, from one service file: every
+    /// driver is started and left at its prompt, then all answer together,
+    /// so the modules really race. Returns the outcomes in the order of
+    /// `answers`. If pam_wrapper could not start one of them, the secret
+    /// file is put back as it was and the whole race runs again.
+    pub fn race(self, answers: &[String]) -> Vec<Outcome> {
+        let _slot = DriverSlot::acquire();
+        let secret = self.scenario.secret_path();
+        let before = fs::read(&secret).ok();
+        let mode = self.scenario.secret_mode();
+        for attempt in 1..=system::PAM_WRAPPER_START_ATTEMPTS {
+            let service_dir = self.write_services();
+            let hold = service_dir.with_file_name("hold");
+            let drivers: Vec<Driver> = answers
+                .iter()
+                .map(|answer| self.spawn(&service_dir, &[answer.into()], Some(&hold)))
+                .collect();
+            wait_until_prompted(&hold, &drivers);
+            release(&hold);
+            let finished: Vec<Finished> = drivers
+                .into_iter()
+                .map(|driver| driver.finish(self.timeout))
+                .collect();
+            let retry = finished.iter().any(Finished::could_not_start);
+            if retry && attempt < system::PAM_WRAPPER_START_ATTEMPTS {
+                if let (Some(bytes), Some(mode)) = (&before, mode) {
+                    self.scenario.write_file_with_mode(&secret, bytes, mode);
+                }
+                continue;
+            }
+            return finished
+                .into_iter()
+                .map(|f| {
+                    self.outcome(f)
+                        .unwrap_or_else(|failure| panic!("{failure}"))
+                })
+                .collect();
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    /// Where the probe module records PAM_AUTHTOK after the module.
+    fn probe_record(&self) -> PathBuf {
+        self.scenario.dir.join("authtok-after")
+    }
+
+    /// A fresh run directory with the service files: pam_wrapper copies the
+    /// directory when a driver starts, so it must be complete before.
+    fn write_services(&self) -> PathBuf {
         let run = self.scenario.runs.fetch_add(1, Ordering::Relaxed);
         let run_dir = self.scenario.dir.join(format!("run-{run}"));
         let service_dir = run_dir.join("pam.d");
         fs::create_dir_all(&service_dir)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", service_dir.display()));
-        // pam_wrapper copies the directory when the driver starts: all
-        // service files must be complete before it is spawned.
         write_other_service(&service_dir);
         fs::write(service_dir.join(&self.service), self.service_file())
             .unwrap_or_else(|e| panic!("cannot write the service file: {e}"));
-        let syslog_file = run_dir.join("syslog");
+        service_dir
+    }
 
+    /// Starts one driver for this login with `answers`, its own syslog
+    /// capture file, and `--hold` if given.
+    fn spawn(&self, service_dir: &Path, answers: &[OsString], hold: Option<&Path>) -> Driver {
+        static DRIVERS: AtomicUsize = AtomicUsize::new(0);
+        let syslog_file = service_dir.with_file_name(format!(
+            "syslog-{}",
+            DRIVERS.fetch_add(1, Ordering::Relaxed)
+        ));
         let mut command = Command::new(system::driver());
         command
             .args([
@@ -451,7 +595,7 @@ impl Login<'_> {
         if let Some(authtok) = &self.authtok {
             command.args(["--authtok", authtok]);
         }
-        for answer in &self.answers {
+        for answer in answers {
             command.arg("--answer").arg(answer);
         }
         command.args([
@@ -470,12 +614,18 @@ impl Login<'_> {
         if self.read_authtok {
             command.arg("--print-authtok");
         }
+        if let Some(hold) = hold {
+            fs::create_dir_all(hold)
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", hold.display()));
+            command.arg("--hold").arg(hold);
+        }
 
         let mut preload = vec![system::pam_wrapper_lib()];
+        preload.extend(self.preload.iter().cloned());
         for var in ["FAKETIME", "FAKETIME_NO_CACHE", "PAM_AUTHTOK"] {
             command.env_remove(var);
         }
-        if let Clock::Frozen(unix) = self.scenario.clock {
+        if let Clock::Frozen(unix) = self.clock.unwrap_or(self.scenario.clock) {
             preload.push(system::faketime_lib());
             // libfaketime reads an absolute time in the local zone: pin it.
             command
@@ -488,19 +638,32 @@ impl Login<'_> {
         command
             .env("LD_PRELOAD", preload.join(" "))
             .env("PAM_WRAPPER", "1")
-            .env("PAM_WRAPPER_SERVICE_DIR", &service_dir)
+            .env("PAM_WRAPPER_SERVICE_DIR", service_dir)
             // Hand pam_syslog on to libpam, whose syslog() the shim catches.
             .env("PAM_WRAPPER_USE_SYSLOG", "1")
             .env("PAM_TOTP_TEST_SYSLOG", &syslog_file);
+        command.env_remove("PAM_TOTP_PROBE_AUTHTOK");
+        if let Some(password) = &self.first_pass {
+            command.env("PAM_TOTP_PROBE_AUTHTOK", password);
+        }
+        if self.probe_authtok {
+            let _ = fs::remove_file(self.probe_record());
+        }
         for (key, value) in &self.env {
             command.env(key, value);
         }
+        Driver::start(command, syslog_file)
+    }
 
-        let (status, stdout, stderr) = {
-            let _slot = DriverSlot::acquire();
-            run_with_timeout(command, self.timeout)
-        };
-        let logs_text = fs::read_to_string(&syslog_file).unwrap_or_default();
+    /// Reads a finished driver's report.
+    fn outcome(&self, finished: Finished) -> Result<Outcome, Box<DriverFailure>> {
+        let logs_text = fs::read_to_string(&finished.syslog_file).unwrap_or_default();
+        let Finished {
+            status,
+            stdout,
+            stderr,
+            ..
+        } = finished;
         let failure = |reason: String| {
             Box::new(DriverFailure {
                 reason,
@@ -511,20 +674,121 @@ impl Login<'_> {
                 service_file: self.service_file(),
             })
         };
-        let Some(status) = status else {
+        let Some(exit) = status else {
             return Err(failure(format!(
                 "pam-driver did not finish within {:?} and was killed",
                 self.timeout
             )));
         };
-        if !status.success() {
-            return Err(failure(format!("pam-driver failed: {status}")));
+        if !exit.success() {
+            return Err(failure(format!("pam-driver failed: {exit}")));
         }
         let mut outcome = Outcome::parse(&stdout).map_err(failure)?;
         outcome.stderr = stderr.clone();
         outcome.logs = parse_logs(&logs_text).map_err(failure)?;
+        if self.probe_authtok {
+            let seen = fs::read_to_string(self.probe_record()).unwrap_or_default();
+            outcome.authtok_after = Some(
+                crate::outcome::AuthtokSeen::parse(&seen)
+                    .ok_or_else(|| failure(format!("bad probe record {seen:?}")))?,
+            );
+        }
         Ok(outcome)
     }
+}
+
+/// A started pam-driver.
+struct Driver {
+    pid: nix::unistd::Pid,
+    done: mpsc::Receiver<()>,
+    waiter: std::thread::JoinHandle<std::io::Result<std::process::Output>>,
+    syslog_file: PathBuf,
+}
+
+/// A driver that has ended (or was killed).
+struct Finished {
+    /// None if it was killed for taking too long.
+    status: Option<ExitStatus>,
+    stdout: String,
+    stderr: String,
+    syslog_file: PathBuf,
+}
+
+impl Finished {
+    fn could_not_start(&self) -> bool {
+        system::pam_wrapper_could_not_start(&self.stderr)
+    }
+}
+
+impl Driver {
+    fn start(mut command: Command, syslog_file: PathBuf) -> Driver {
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        let pid =
+            nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("a pid fits in pid_t"));
+        let (sender, done) = mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let output = child.wait_with_output();
+            let _ = sender.send(());
+            output
+        });
+        Driver {
+            pid,
+            done,
+            waiter,
+            syslog_file,
+        }
+    }
+
+    fn has_ended(&self) -> bool {
+        self.waiter.is_finished()
+    }
+
+    /// Waits for the driver, killing it after `timeout`.
+    fn finish(self, timeout: Duration) -> Finished {
+        let timed_out = self.done.recv_timeout(timeout).is_err();
+        if timed_out {
+            // Not yet reaped (the waiter has not returned), so the pid is
+            // still the driver's.
+            let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        let output = self
+            .waiter
+            .join()
+            .expect("the waiter thread does not panic")
+            .unwrap_or_else(|e| panic!("cannot wait for pam-driver: {e}"));
+        Finished {
+            status: (!timed_out).then_some(output.status),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            syslog_file: self.syslog_file,
+        }
+    }
+}
+
+/// Waits until every driver is at its prompt (`--hold`) or has ended.
+fn wait_until_prompted(hold: &Path, drivers: &[Driver]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let prompted = fs::read_dir(hold).map_or(0, |entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("prompted-"))
+                .count()
+        });
+        let ended = drivers.iter().filter(|d| d.has_ended()).count();
+        if prompted + ended >= drivers.len() || std::time::Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Lets every held driver answer.
+fn release(hold: &Path) {
+    fs::write(hold.join("go"), b"")
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", hold.join("go").display()));
 }
 
 /// Everything known about a driver run that did not produce a result.
@@ -607,52 +871,6 @@ impl Drop for DriverSlot {
         *count.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
         freed.notify_one();
     }
-}
-
-/// Runs `command` to completion, or kills it after `timeout`. Returns its
-/// status (None if killed), stdout and stderr.
-fn run_with_timeout(
-    mut command: Command,
-    timeout: Duration,
-) -> (Option<ExitStatus>, String, String) {
-    for _ in 1..system::PAM_WRAPPER_START_ATTEMPTS {
-        let result = run_once_with_timeout(&mut command, timeout);
-        if !system::pam_wrapper_could_not_start(&result.2) {
-            return result;
-        }
-    }
-    run_once_with_timeout(&mut command, timeout)
-}
-
-fn run_once_with_timeout(
-    command: &mut Command,
-    timeout: Duration,
-) -> (Option<ExitStatus>, String, String) {
-    let child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("a pid fits in pid_t"));
-    let (done, finished) = mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let output = child.wait_with_output();
-        let _ = done.send(());
-        output
-    });
-    let timed_out = finished.recv_timeout(timeout).is_err();
-    if timed_out {
-        // Not yet reaped (the waiter has not returned), so the pid is still
-        // the driver's.
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-    }
-    let output = waiter
-        .join()
-        .expect("the waiter thread does not panic")
-        .unwrap_or_else(|e| panic!("cannot wait for pam-driver: {e}"));
-    (
-        (!timed_out).then_some(output.status),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 /// `YYYY-MM-DD hh:mm:ss` in UTC, the absolute form FAKETIME takes.

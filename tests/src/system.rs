@@ -159,6 +159,12 @@ pub fn faketime_lib() -> PathBuf {
 
 /// The syslog capture shim that build.rs compiled from
 /// csrc/syslog_capture.c.
+/// The test-only PAM module that sets PAM_AUTHTOK before the module under
+/// test and records it after (csrc/authtok_probe.c).
+pub fn authtok_probe() -> PathBuf {
+    PathBuf::from(env!("PAM_TOTP_AUTHTOK_PROBE"))
+}
+
 pub fn syslog_shim() -> PathBuf {
     let path = PathBuf::from(env!("PAM_TOTP_SYSLOG_SHIM"));
     assert!(

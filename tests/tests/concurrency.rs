@@ -1,16 +1,42 @@
-//! Many logins at once, through real libpam: `pamtester` processes under
-//! pam_wrapper, each loading the module from its own copy of a private
-//! service directory. All processes are started and left waiting at the
-//! prompt, then all get their answer at once, so verification really races.
+//! Many logins at once, through real libpam: pam-driver processes under
+//! pam_wrapper ([`Login::race`]), each loading the module from its own copy
+//! of one service directory. All processes are started and left waiting at
+//! the prompt, then all get their answer at once, so verification really
+//! races.
 //!
 //! Every scenario runs against pam_totp (asserted) and against Google's
 //! module (reported, for comparison: its flaws show up as more than one
 //! success where one is allowed, and are timing-dependent).
 
-mod common;
-
-use common::{totp_now, Module, Rig, SECRET};
+use pam_totp_tests::{oath, Login, Module, Outcome, Scenario};
 use std::collections::BTreeSet;
+
+const SECRET: &str = "JBSWY3DPEHPK3PXP";
+
+fn totp_now() -> String {
+    oath::totp_now(SECRET)
+}
+
+/// A scenario for `module` whose secret file (mode 0400) holds `file`.
+fn scenario_with(module: Module, file: &str, options: &[&str]) -> Scenario {
+    let mut scenario = Scenario::new(module);
+    for option in options {
+        scenario = scenario.option(*option);
+    }
+    scenario.write_file_with_mode(&scenario.secret_path(), file.as_bytes(), 0o400);
+    scenario
+}
+
+/// Races one login per answer; returns whether each succeeded, and all the
+/// modules' log lines.
+fn race(scenario: &Scenario, answers: &[String]) -> (Vec<bool>, Vec<String>) {
+    let outcomes: Vec<Outcome> = Login::race(scenario.login(), answers);
+    let logs = outcomes
+        .iter()
+        .flat_map(|o| o.logs.iter().map(|l| l.message.clone()))
+        .collect();
+    (outcomes.iter().map(Outcome::success).collect(), logs)
+}
 
 const PROCESSES: usize = 32;
 
@@ -31,10 +57,10 @@ fn report(what: &str, ours: usize, google: usize) {
 fn one_totp_code_is_accepted_once_among_32_logins() {
     let file = format!("{SECRET}\n\" TOTP_AUTH\n\" DISALLOW_REUSE\n");
     let (ours, google) = both(|module| {
-        let rig = Rig::new("totp", module, &file, "");
+        let rig = scenario_with(module, &file, &[]);
         // One code for all: the window of 3 keeps it valid across a step change.
         let code = totp_now();
-        let (results, _) = rig.race(&vec![code; PROCESSES]);
+        let (results, _) = race(&rig, &vec![code; PROCESSES]);
         count(&results)
     });
     report("same TOTP code, DISALLOW_REUSE", ours, google);
@@ -45,9 +71,9 @@ fn one_totp_code_is_accepted_once_among_32_logins() {
 fn one_scratch_code_is_accepted_once_among_32_logins() {
     let file = format!("{SECRET}\n\" TOTP_AUTH\n\" DISALLOW_REUSE\n12345678\n87654321\n");
     let (ours, google) = both(|module| {
-        let rig = Rig::new("scratch", module, &file, "");
-        let (results, _) = rig.race(&vec!["12345678".to_owned(); PROCESSES]);
-        let contents = rig.contents();
+        let rig = scenario_with(module, &file, &[]);
+        let (results, _) = race(&rig, &vec!["12345678".to_owned(); PROCESSES]);
+        let contents = rig.read_secret();
         if module == Module::Ours {
             assert!(!contents.contains("12345678"), "used scratch code removed");
             assert!(contents.contains("87654321"), "the other scratch code kept");
@@ -64,16 +90,16 @@ fn rate_limit_holds_under_32_parallel_logins() {
     // the number of successes is the number of attempts let through.
     let file = format!("{SECRET}\n\" TOTP_AUTH\n\" RATE_LIMIT 3 30\n");
     let (ours, google) = both(|module| {
-        let rig = Rig::new("rate", module, &file, "");
-        let (results, _) = rig.race(&vec![totp_now(); PROCESSES]);
+        let rig = scenario_with(module, &file, &[]);
+        let (results, _) = race(&rig, &vec![totp_now(); PROCESSES]);
         count(&results)
     });
     report("valid codes under RATE_LIMIT 3 30", ours, google);
     assert_eq!(ours, 3, "RATE_LIMIT 3 30 lets exactly 3 attempts through");
 
     // Wrong codes: the log says which attempts were judged at all.
-    let rig = Rig::new("rate-wrong", Module::Ours, &file, "noskewadj");
-    let (results, logs) = rig.race(&vec!["000000".to_owned(); PROCESSES]);
+    let rig = scenario_with(Module::Ours, &file, &["noskewadj"]);
+    let (results, logs) = race(&rig, &vec!["000000".to_owned(); PROCESSES]);
     assert_eq!(count(&results), 0);
     let judged = logs
         .iter()
@@ -105,7 +131,7 @@ fn thousand_mixed_logins(module: Module) -> Mixed {
         "{SECRET}\n\" TOTP_AUTH\n\" DISALLOW_REUSE\n{}\n",
         scratch.join("\n")
     );
-    let rig = Rig::new("mixed", module, &file, "noskewadj");
+    let rig = scenario_with(module, &file, &["noskewadj"]);
     let parse = |text: &str| pam_totp::secret_file::SecretFile::parse(text.as_bytes());
     let mut uses = vec![0; scratch.len()];
     let mut corrupt = Vec::new();
@@ -124,19 +150,19 @@ fn thousand_mixed_logins(module: Module) -> Mixed {
                 _ => String::new(),
             })
             .collect();
-        let (results, _) = rig.race(&answers);
+        let (results, _) = race(&rig, &answers);
         attempts += answers.len();
         for (answer, ok) in answers.iter().zip(&results) {
             if let (Some(index), true) = (scratch.iter().position(|s| s == answer), *ok) {
                 uses[index] += 1;
             }
         }
-        if let Err(e) = parse(&rig.contents()) {
+        if let Err(e) = parse(&rig.read_secret()) {
             corrupt.push(format!("batch {batch}: {e}"));
         }
     }
     assert_eq!(attempts, 1000);
-    let left = parse(&rig.contents())
+    let left = parse(&rig.read_secret())
         .map(|f| f.scratch_codes().map(|c| format!("{c:08}")).collect())
         .unwrap_or_default();
     let expected = scratch

@@ -6,8 +6,8 @@
 use crate::error::Error;
 use crate::generate;
 use crate::target::Target;
-use pam_totp::secret_file::SecretFile;
-use pam_totp::store::{self, AccessRules, DEFAULT_ALLOWED_MODE};
+use pam_totp::locked_update::{self, Decided, LocalOnly, UpdateError};
+use pam_totp::store::{AccessRules, DEFAULT_ALLOWED_MODE};
 use rand::TryCryptoRng;
 use std::io::Write;
 
@@ -25,30 +25,36 @@ pub fn regenerate<R: TryCryptoRng + ?Sized>(
         allowed_mode: DEFAULT_ALLOWED_MODE,
     };
     let path = &target.path;
-    let (result, saved) = store::update(path, target.access, &rules, |old| {
-        let mut file = match SecretFile::parse(old) {
-            Ok(file) => file,
-            Err(error) => {
-                return (
-                    Err(Error::Parse {
-                        path: path.clone(),
-                        error,
-                    }),
-                    None,
-                )
-            }
-        };
-        match generate::scratch_codes(rng, count) {
+    let committed = locked_update::read_decide_write(
+        path,
+        target.access,
+        &rules,
+        |file| match generate::scratch_codes(rng, count) {
             Ok(codes) => {
                 file.set_scratch_codes(&codes);
-                (Ok(codes), Some(file.to_bytes()))
+                Decided {
+                    outcome: Ok(codes),
+                    changed: true,
+                }
             }
-            Err(error) => (Err(error), None),
-        }
-    })
-    .map_err(|error| Error::store(path, error))?;
-    let codes = result?;
-    saved.map_err(|error| Error::store(path, error))?;
+            Err(error) => Decided {
+                outcome: Err(error),
+                changed: false,
+            },
+        },
+        &mut LocalOnly,
+    )
+    .map_err(|error| match error {
+        UpdateError::Store(error) => Error::store(path, error),
+        UpdateError::Parse(error) => Error::Parse {
+            path: path.clone(),
+            error,
+        },
+    })?;
+    let codes = committed.outcome?;
+    if let Some(error) = committed.saved.error() {
+        return Err(Error::store(path, error));
+    }
     if !quiet {
         writeln!(
             out,
@@ -69,6 +75,7 @@ pub fn regenerate<R: TryCryptoRng + ?Sized>(
 mod tests {
     use super::*;
     use crate::test_support::TempDir;
+    use pam_totp::secret_file::SecretFile;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
     use std::fs;

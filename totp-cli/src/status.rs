@@ -103,6 +103,10 @@ pub fn report(
             writeln!(out, "Tokens:         counter-based, next counter {next}")?;
             writeln!(out, "Window:         the next {} codes", settings.window)?;
         }
+        Mode::ScratchOnly => writeln!(
+            out,
+            "Tokens:         none: scratch codes only (no TOTP_AUTH, no HOTP_COUNTER)"
+        )?,
     }
     match settings.rate_limit {
         Some((attempts, seconds)) => {
@@ -112,6 +116,13 @@ pub fn report(
     }
     let scratch_left = file.scratch_codes().count();
     writeln!(out, "Scratch codes:  {scratch_left} left")?;
+    if let Some(ignored) = file.ignored_scratch_codes() {
+        writeln!(
+            out,
+            "                {} scratch codes ignored after line {}",
+            ignored.count, ignored.after_line
+        )?;
+    }
     if show_secret {
         writeln!(
             out,

@@ -21,8 +21,14 @@ struct FakePam {
     user: Option<String>,
     rhost: Option<Vec<u8>>,
     authtok: Option<Vec<u8>>,
-    answers: VecDeque<&'static str>,
+    /// Scripted answers, used in order. A prompt with none left fails the
+    /// test, unless `conversation_fails` says the script runs out on
+    /// purpose; an answer left over fails it too (see `Drop`).
+    answers: VecDeque<String>,
+    conversation_fails: bool,
     prompts: Vec<(String, bool)>,
+    /// PAM_ERROR_MSG texts shown.
+    errors: Vec<String>,
     logs: std::cell::RefCell<Vec<(Priority, String)>>,
 }
 
@@ -42,9 +48,14 @@ impl Pam for FakePam {
     }
     fn ask(&mut self, prompt: &str, echo: bool) -> Option<Zeroizing<Vec<u8>>> {
         self.prompts.push((prompt.to_owned(), echo));
-        self.answers
-            .pop_front()
-            .map(|a| Zeroizing::new(a.as_bytes().to_vec()))
+        match self.answers.pop_front() {
+            Some(answer) => Some(Zeroizing::new(answer.into_bytes())),
+            None if self.conversation_fails => None,
+            None => panic!("unexpected prompt {prompt:?}: no answer scripted"),
+        }
+    }
+    fn tell_error(&mut self, message: &str) {
+        self.errors.push(message.to_owned());
     }
     fn log(&self, priority: Priority, message: &str) {
         self.logs.borrow_mut().push((priority, message.to_owned()));
@@ -102,8 +113,15 @@ impl Scenario {
         authenticate(&mut self.pam, &args, &FixedClock(now))
     }
 
-    fn answer(&mut self, answer: &'static str) -> &mut Self {
-        self.pam.answers.push_back(answer);
+    fn answer(&mut self, answer: impl Into<String>) -> &mut Self {
+        self.pam.answers.push_back(answer.into());
+        self
+    }
+
+    /// The next prompt beyond the scripted answers fails the conversation
+    /// instead of the test.
+    fn conversation_fails(&mut self) -> &mut Self {
+        self.pam.conversation_fails = true;
         self
     }
 
@@ -124,13 +142,20 @@ impl Scenario {
 impl Drop for Scenario {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
+        if !std::thread::panicking() {
+            assert!(
+                self.pam.answers.is_empty(),
+                "scripted answers never asked for: {:?}",
+                self.pam.answers
+            );
+        }
     }
 }
 
-fn code(now: u64, offset: i64) -> &'static str {
+fn code(now: u64, offset: i64) -> String {
     let secret = Secret::from_base32(SECRET.as_bytes()).unwrap();
     let step = (time_step(now, 30) as i64 + offset) as u64;
-    Box::leak(format!("{:06}", hotp(&secret, step)).into_boxed_str())
+    format!("{:06}", hotp(&secret, step))
 }
 
 const REUSE_FILE: &str = "JBSWY3DPEHPK3PXP\n\" DISALLOW_REUSE\n\" TOTP_AUTH\n12345678\n";
@@ -200,9 +225,12 @@ fn rate_limit_refuses_even_a_good_code() {
         "rate",
         "JBSWY3DPEHPK3PXP\n\" TOTP_AUTH\n\" RATE_LIMIT 2 30\n",
     );
-    s.answer("000000").answer("111111").answer(code(NOW, 0));
+    s.answer("000000").answer("111111");
     assert_eq!(s.run(&["noskewadj"], NOW), Status::AuthErr);
     assert_eq!(s.run(&["noskewadj"], NOW + 1), Status::AuthErr);
+    // The limit is reached: refused without asking.
+    assert_eq!(s.run(&["noskewadj"], NOW + 2), Status::AuthErr);
+    assert_eq!(s.pam.prompts.len(), 2);
     assert_eq!(s.run(&[], NOW + 2), Status::AuthErr);
     assert!(
         s.last_log().contains("too many attempts"),
@@ -281,9 +309,10 @@ fn corrupt_file_names_the_line() {
         "{}",
         s.last_log()
     );
-    assert!(
-        s.pam.prompts.is_empty(),
-        "a broken file fails before asking"
+    assert_eq!(
+        s.pam.prompts.len(),
+        1,
+        "a broken file is refused after the prompt, like an unknown user"
     );
 }
 
@@ -301,8 +330,7 @@ fn prompt_options() {
 #[test]
 fn forward_pass_splits_password_and_code() {
     let mut s = Scenario::new("forward", REUSE_FILE);
-    let typed: &'static str = Box::leak(format!("hunter2{}", code(NOW, 0)).into_boxed_str());
-    s.answer(typed);
+    s.answer(format!("hunter2{}", code(NOW, 0)));
     assert_eq!(s.run(&["forward_pass"], NOW), Status::Success);
     assert_eq!(s.pam.prompts[0].0, DEFAULT_FORWARD_PASS_PROMPT);
     assert_eq!(s.pam.authtok.as_deref(), Some(&b"hunter2"[..]));
@@ -317,10 +345,31 @@ fn use_first_pass_never_prompts() {
     let mut s = Scenario::new("usefirst", REUSE_FILE);
     assert_eq!(s.run(&["use_first_pass"], NOW), Status::AuthErr);
     assert!(s.last_log().contains("use_first_pass"));
-    s.pam.authtok = Some(format!("secretpw{}", code(NOW, 0)).into_bytes());
+    let password = format!("secretpw{}", code(NOW, 0)).into_bytes();
+    s.pam.authtok = Some(password.clone());
     assert_eq!(s.run(&["use_first_pass"], NOW), Status::Success);
     assert!(s.pam.prompts.is_empty());
+    // Without forward_pass, PAM_AUTHTOK is left as the earlier module set it.
+    assert_eq!(s.pam.authtok.as_deref(), Some(&password[..]));
+    s.pam.authtok = Some(format!("secretpw{}", code(NOW, 1)).into_bytes());
+    assert_eq!(
+        s.run(&["use_first_pass", "forward_pass"], NOW),
+        Status::Success
+    );
     assert_eq!(s.pam.authtok.as_deref(), Some(&b"secretpw"[..]));
+    // A missing file: still no prompt.
+    fs::remove_file(s.file()).unwrap();
+    assert_eq!(s.run(&["use_first_pass"], NOW), Status::AuthErr);
+    assert!(s.pam.prompts.is_empty());
+}
+
+#[test]
+fn a_failing_conversation_is_asked_twice_then_refused() {
+    let mut s = Scenario::new("conv", REUSE_FILE);
+    s.conversation_fails();
+    assert_eq!(s.run(&[], NOW), Status::AuthErr);
+    assert_eq!(s.pam.prompts.len(), 2);
+    assert!(s.last_log().contains("could not ask"), "{}", s.last_log());
 }
 
 #[test]
@@ -463,18 +512,25 @@ fn hotp_counter_advances() {
 fn debug_logs_never_hold_codes_or_secrets() {
     let mut s = Scenario::new("debuglog", REUSE_FILE);
     let good = code(NOW, 0);
-    s.answer(good)
-        .answer("12345678")
-        .answer("87654321")
-        .answer(good);
-    s.pam.rhost = Some(b"192.0.2.7".to_vec());
-    for _ in 0..4 {
+    // A login, then three from other hosts (asked), then one within the
+    // first host's grace period (not asked).
+    for (host, answer) in [
+        ("192.0.2.7", Some(good.as_str())),
+        ("192.0.2.8", Some("12345678")),
+        ("192.0.2.9", Some("87654321")),
+        ("192.0.2.10", Some(good.as_str())),
+        ("192.0.2.7", None),
+    ] {
+        s.pam.rhost = Some(host.as_bytes().to_vec());
+        if let Some(answer) = answer {
+            s.answer(answer);
+        }
         s.run(&["debug", "grace_period=1"], NOW);
     }
     let logs = s.logs();
     assert!(logs.len() >= 8, "debug produced lines: {logs:?}");
     for line in logs {
-        for secret in [good, "12345678", "87654321", SECRET, "JBSWY3DP"] {
+        for secret in [good.as_str(), "12345678", "87654321", SECRET, "JBSWY3DP"] {
             assert!(!line.contains(secret), "log line leaks {secret}: {line}");
         }
     }
@@ -512,29 +568,28 @@ fn files_are_checked_where_they_are() {
 /// a file without a rate limit, and each gets a log line that says why.
 #[test]
 fn hostile_codes_table() {
-    let ten_kb_digits: &'static str = Box::leak("1".repeat(10 * 1024).into_boxed_str());
-    let ten_kb_letters: &'static str = Box::leak("a".repeat(10 * 1024).into_boxed_str());
+    let ten_kb_digits = "1".repeat(10 * 1024);
+    let ten_kb_letters = "a".repeat(10 * 1024);
     let good = code(NOW, 0);
-    let with_nul: &'static str = Box::leak(format!("{good}\0").into_boxed_str());
-    let nul_inside: &'static str =
-        Box::leak(format!("{}\0{}", &good[..3], &good[3..]).into_boxed_str());
-    let spaced: &'static str = Box::leak(format!("{} {}", &good[..3], &good[3..]).into_boxed_str());
+    let with_nul = format!("{good}\0");
+    let nul_inside = format!("{}\0{}", &good[..3], &good[3..]);
+    let spaced = format!("{} {}", &good[..3], &good[3..]);
     let table: &[(&str, &str)] = &[
         ("", "no code was entered"),
         ("   ", "no code was entered"),
         ("12345", "neither 6 nor 8 digits"),
         ("1234567", "neither 6 nor 8 digits"),
         ("123456789", "neither 6 nor 8 digits"),
-        (ten_kb_digits, "neither 6 nor 8 digits"),
-        (ten_kb_letters, "other than digits"),
+        (&ten_kb_digits, "neither 6 nor 8 digits"),
+        (&ten_kb_letters, "other than digits"),
         ("abcdef", "other than digits"),
         ("12345a", "other than digits"),
         ("+12345", "other than digits"),
         ("-12345", "other than digits"),
         ("１２３４５６", "other than digits"),
-        (spaced, "other than digits"),
-        (with_nul, "other than digits"),
-        (nul_inside, "other than digits"),
+        (&spaced, "other than digits"),
+        (&with_nul, "other than digits"),
+        (&nul_inside, "other than digits"),
         ("\0", "other than digits"),
         ("%s%n%x", "other than digits"),
         ("000000", "invalid verification code"),
@@ -543,7 +598,7 @@ fn hostile_codes_table() {
     let mut s = Scenario::new("hostile-codes", REUSE_FILE);
     let before = s.contents();
     for (input, why) in table {
-        s.answer(input);
+        s.answer(*input);
         assert_eq!(s.run(&["noskewadj"], NOW), Status::AuthErr, "{input:?}");
         assert!(s.last_log().contains(why), "{input:?}: {}", s.last_log());
         assert_eq!(s.contents(), before, "{input:?} changed the file");
@@ -569,6 +624,9 @@ fn hostile_codes_table() {
         }
         fn ask(&mut self, _: &str, _: bool) -> Option<Zeroizing<Vec<u8>>> {
             Some(Zeroizing::new(b"\xff\xfe\x80123".to_vec()))
+        }
+        fn tell_error(&mut self, message: &str) {
+            self.0.tell_error(message)
         }
         fn log(&self, priority: Priority, message: &str) {
             self.0.log(priority, message)
@@ -650,8 +708,9 @@ fn hostile_files_table() {
         ),
         (
             "hotp garbage",
+            // Read as 0: no counter, and no TOTP_AUTH: scratch codes only.
             format!("{SECRET}\n\" HOTP_COUNTER -1\n"),
-            Some("line 2: invalid value for HOTP_COUNTER"),
+            Some("invalid verification code"),
         ),
         (
             "reuse garbage",
@@ -675,8 +734,9 @@ fn hostile_files_table() {
         ),
         (
             "duplicate",
-            format!("{SECRET}\n\" WINDOW_SIZE 3\n\" WINDOW_SIZE 17\n"),
-            Some("line 3: WINDOW_SIZE appears more than once"),
+            // The first one counts, as in the file format's reference module.
+            format!("{SECRET}\n\" TOTP_AUTH\n\" WINDOW_SIZE 3\n\" WINDOW_SIZE 17\n"),
+            None,
         ),
         ("64 KiB + 1", over_limit, Some("larger than 65536 bytes")),
         ("huge unknown line", huge_line, None),
@@ -694,7 +754,7 @@ fn hostile_files_table() {
         (
             "absurd counter",
             format!("{SECRET}\n\" HOTP_COUNTER 18446744073709551615\n"),
-            Some("invalid verification code"),
+            Some("invalid value for HOTP_COUNTER"),
         ),
     ];
     for (name, contents, refused) in table {
@@ -705,7 +765,11 @@ fn hostile_files_table() {
             fs::write(s.file(), "").unwrap();
             fs::set_permissions(s.file(), fs::Permissions::from_mode(0o400)).unwrap();
         }
-        s.answer(code(NOW, 0));
+        // A broken RATE_LIMIT line refuses before the prompt; every other
+        // problem after it.
+        if !refused.is_some_and(|why| why.contains("RATE_LIMIT")) {
+            s.answer(code(NOW, 0));
+        }
         let status = s.run(&["noskewadj"], NOW);
         match refused {
             None => assert_eq!(status, Status::Success, "{name}: {}", s.last_log()),
@@ -718,4 +782,86 @@ fn hostile_files_table() {
             }
         }
     }
+}
+
+/// A commit check that refuses every accepted code, as a shared state
+/// would refuse a code another host used first.
+struct RefuseAccepted {
+    seen: usize,
+}
+
+impl CommitCheck for RefuseAccepted {
+    fn before_commit(&mut self, attempt: &mut Attempt, file: &mut SecretFile) {
+        self.seen += 1;
+        assert!(
+            file.rate_limit().is_some(),
+            "the check sees the locked file"
+        );
+        if attempt.decision.verdict.is_ok() {
+            attempt.decision.verdict = Err(Rejected::Reused);
+        }
+    }
+}
+
+#[test]
+fn commit_check_has_the_last_word_and_the_attempt_is_still_saved() {
+    let mut s = Scenario::new(
+        "commit-check",
+        "JBSWY3DPEHPK3PXP\n\" RATE_LIMIT 3 30\n\" TOTP_AUTH\n",
+    );
+    s.answer(code(NOW, 0));
+    let secret = format!("secret={}", s.file().display());
+    let mut check = RefuseAccepted { seen: 0 };
+    let status = authenticate_with(&mut s.pam, &[secret.as_str()], &FixedClock(NOW), &mut check);
+    assert_eq!(status, Status::AuthErr);
+    assert_eq!(check.seen, 1);
+    assert!(s.last_log().contains("already used"), "{}", s.last_log());
+    // The rate-limit count decided locally was saved with the refusal.
+    assert!(
+        s.contents()
+            .contains(&format!("\" RATE_LIMIT 3 30 {NOW}\n")),
+        "{}",
+        s.contents()
+    );
+}
+
+#[test]
+fn system_write_errors_are_shown_to_the_user_in_the_reference_wording() {
+    let io = |errno: i32| StoreError::Io {
+        action: "write the temporary file",
+        error: std::io::Error::from_raw_os_error(errno),
+    };
+    assert_eq!(
+        write_error_for_user(&io(libc::ENOSPC)).as_deref(),
+        Some("Error \"No space left on device\" while writing config")
+    );
+    assert_eq!(
+        write_error_for_user(&io(libc::EROFS)).as_deref(),
+        Some("Error \"Read-only file system\" while writing config")
+    );
+    // Not a system problem: only logged.
+    assert_eq!(write_error_for_user(&io(libc::EISDIR)), None);
+    assert_eq!(write_error_for_user(&StoreError::LockTimeout), None);
+}
+
+/// At the prompt without forward_pass only the bare code counts, as in the
+/// reference module: a code with blanks around it, or with anything before
+/// it, is refused (and never checked).
+#[test]
+fn only_a_bare_code_is_taken_at_the_prompt() {
+    let mut s = Scenario::new("bare", REUSE_FILE);
+    let good = code(NOW, 0);
+    for typed in [
+        format!(" {good}"),
+        format!("{good} "),
+        format!("x{good}"),
+        " 12345678".to_owned(),
+        "012345678".to_owned(),
+    ] {
+        s.answer(typed.as_str());
+        assert_eq!(s.run(&[], NOW), Status::AuthErr, "{typed:?}");
+    }
+    assert!(s.contents().contains("12345678"), "scratch code kept");
+    s.answer(good.as_str());
+    assert_eq!(s.run(&[], NOW), Status::Success);
 }

@@ -5,8 +5,13 @@
 //! ```text
 //! pam-driver --service NAME --user USER [--rhost HOST] [--tty TTY] [--ruser USER]
 //!            [--authtok TEXT] [--answer TEXT]... [--when-out-of-answers fail|empty]
-//!            [--silent] [--setcred] [--print-authtok]
+//!            [--silent] [--setcred] [--print-authtok] [--hold DIR]
 //! ```
+//!
+//! `--hold DIR`: at the first prompt that wants an answer, create
+//! `DIR/prompted-PID` and wait until `DIR/go` exists before answering. The
+//! harness uses it to start many logins and let them all answer at once (a
+//! race), or to change the file while the module waits at its prompt.
 //!
 //! Records (tab-separated; text fields escaped by `escape`):
 //!
@@ -69,7 +74,7 @@ const PAM_MAX_NUM_MSG: c_int = 32;
 
 const USAGE: &str = "usage: pam-driver --service NAME --user USER [--rhost HOST] [--tty TTY] \
 [--ruser USER] [--authtok TEXT] [--answer TEXT]... [--when-out-of-answers fail|empty] \
-[--silent] [--setcred] [--print-authtok]";
+[--silent] [--setcred] [--print-authtok] [--hold DIR]";
 
 /// What to do when a module asks for more input than was scripted.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -91,6 +96,7 @@ struct Args {
     silent: bool,
     setcred: bool,
     print_authtok: bool,
+    hold: Option<std::path::PathBuf>,
 }
 
 /// Values are bytes, not necessarily UTF-8: a module must cope with any
@@ -139,6 +145,7 @@ fn parse_args(mut args: impl Iterator<Item = OsString>) -> Result<Args, String> 
             "--silent" => parsed.silent = true,
             "--setcred" => parsed.setcred = true,
             "--print-authtok" => parsed.print_authtok = true,
+            "--hold" => parsed.hold = Some(value()?.into()),
             "--help" | "-h" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -234,11 +241,29 @@ struct Conversation {
     answers: Vec<CString>,
     next: usize,
     out_of_answers: OutOfAnswers,
+    /// `--hold`: taken at the first prompt.
+    hold: Option<std::path::PathBuf>,
+}
+
+/// Longest wait for the harness's `go` (it never takes this long unless the
+/// test process died).
+const HOLD_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Tells the harness this process is at its prompt and waits for `go`.
+fn hold_at_prompt(dir: &std::path::Path) {
+    let _ = std::fs::write(dir.join(format!("prompted-{}", std::process::id())), b"");
+    let start = std::time::Instant::now();
+    while !dir.join("go").exists() && start.elapsed() < HOLD_LIMIT {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 impl Conversation {
     /// The answer for the next prompt, or None to fail the conversation.
     fn next_answer(&mut self) -> Option<CString> {
+        if let Some(dir) = self.hold.take() {
+            hold_at_prompt(&dir);
+        }
         if let Some(answer) = self.answers.get(self.next) {
             let answer = answer.clone();
             record(&["answer", &self.next.to_string()]);
@@ -410,6 +435,7 @@ fn run(args: Args) -> ExitCode {
         answers: args.answers,
         next: 0,
         out_of_answers: args.out_of_answers.unwrap_or(OutOfAnswers::Fail),
+        hold: args.hold,
     };
     let pam_conv = PamConversation {
         conv: Some(converse),

@@ -252,6 +252,8 @@ pub fn hotp_code_from(path: &Path) -> Result<(String, u64), String> {
         SecretFile::parse(&bytes).map_err(|e| format!("{} is corrupt: {e}", path.display()))?;
     match file.settings().mode {
         Mode::Counter { next } => Ok((format!("{:06}", hotp(file.secret(), next)), next)),
-        Mode::Time { .. } => Err(format!("{} is not counter-based", path.display())),
+        Mode::Time { .. } | Mode::ScratchOnly => {
+            Err(format!("{} is not counter-based", path.display()))
+        }
     }
 }
