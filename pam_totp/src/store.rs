@@ -590,21 +590,39 @@ fn open_for_sync(as_user: &AsIdentity, dir: &SecureDir) -> Result<File, StoreErr
         })
 }
 
-thread_local! {
-    static NOTES: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+/// Notes of every thread, each with the thread's id. Not a `thread_local!`:
+/// a thread-local value that needs dropping registers a destructor with the
+/// C library, which then keeps the module loaded until the thread exits,
+/// and libpam's dlclose at pam_end would no longer unload it (see
+/// tests/tests/exports.rs). A static is never dropped, so it pins nothing.
+static NOTES: std::sync::Mutex<Vec<(i32, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn this_thread() -> i32 {
+    nix::unistd::gettid().as_raw()
 }
 
 /// Records something the caller should log although the operation
 /// succeeded.
 fn note(message: String) {
-    NOTES.with(|notes| notes.borrow_mut().push(message));
+    let mut notes = NOTES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    notes.push((this_thread(), message));
 }
 
 /// Takes what the store noted on this thread since the last call (things
 /// worth one log line although nothing failed, e.g. a directory that
 /// cannot be synced).
 pub fn take_notes() -> Vec<String> {
-    NOTES.with(|notes| std::mem::take(&mut *notes.borrow_mut()))
+    let thread = this_thread();
+    let mut notes = NOTES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut *notes)
+        .into_iter()
+        .partition(|(id, _)| *id == thread);
+    *notes = others;
+    mine.into_iter().map(|(_, message)| message).collect()
 }
 
 /// Renames `temp` onto `name`. Without replacing (`RENAME_NOREPLACE`) on a

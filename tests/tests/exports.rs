@@ -105,3 +105,57 @@ fn exports_only_the_pam_entry_points() {
     exported.sort_unstable();
     assert_eq!(exported, vec!["pam_sm_authenticate", "pam_sm_setcred"]);
 }
+
+/// libpam unloads the module at pam_end (dlclose), as in every sshd
+/// connection's process; nothing in it may pin it in memory (`-z nodelete`,
+/// or a thread-local value with a destructor, which makes the C library hold
+/// the module until the thread exits). `pam-bench auth` runs whole
+/// transactions through real libpam and fails if, after pam_end,
+/// `dlopen(RTLD_NOLOAD)` still finds the module.
+#[test]
+fn the_module_is_unloaded_at_every_pam_end() {
+    let dir = std::env::temp_dir().join(format!("tp_exports_unload.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let bench = env!("CARGO_BIN_EXE_pam-bench");
+    let prepared = Command::new(bench)
+        .args(["prepare", "--ours"])
+        .arg(built_module())
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .expect("pam-bench runs");
+    assert!(
+        prepared.status.success(),
+        "pam-bench prepare: {}",
+        String::from_utf8_lossy(&prepared.stderr)
+    );
+    let env: Vec<(String, String)> = String::from_utf8_lossy(&prepared.stdout)
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    for case in ["success", "rewrite", "wrong", "unknown-user", "load"] {
+        let out = Command::new(bench)
+            .args([
+                "auth",
+                "--module",
+                "ours",
+                "--case",
+                case,
+                "--iterations",
+                "2",
+            ])
+            .arg("--dir")
+            .arg(&dir)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("pam-bench runs");
+        assert!(
+            out.status.success(),
+            "case {case}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
