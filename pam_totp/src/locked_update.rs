@@ -11,7 +11,7 @@
 //! still held, and may change it before anything is saved.
 
 use crate::secret_file::{ParseError, SecretFile};
-use crate::store::{self, AccessRules, Identity, StoreError};
+use crate::store::{self, AccessRules, Identity, Look, StoreError};
 use std::fmt;
 use std::path::Path;
 
@@ -100,8 +100,33 @@ pub fn read_decide_write<T>(
     decide: impl FnOnce(&mut SecretFile) -> Decided<T>,
     check: &mut dyn BeforeCommit<T>,
 ) -> Result<Committed<T>, UpdateError> {
+    read_decide_write_from(Source::Path(path, identity), rules, decide, check)
+}
+
+/// [`read_decide_write`] of the file a [`store::look`] found, with the
+/// directory and the file it opened: no second walk, no second open.
+pub fn read_decide_write_after_look<T>(
+    look: &Look,
+    rules: &AccessRules,
+    decide: impl FnOnce(&mut SecretFile) -> Decided<T>,
+    check: &mut dyn BeforeCommit<T>,
+) -> Result<Committed<T>, UpdateError> {
+    read_decide_write_from(Source::Look(look), rules, decide, check)
+}
+
+enum Source<'a> {
+    Path(&'a Path, Identity),
+    Look(&'a Look),
+}
+
+fn read_decide_write_from<T>(
+    source: Source<'_>,
+    rules: &AccessRules,
+    decide: impl FnOnce(&mut SecretFile) -> Decided<T>,
+    check: &mut dyn BeforeCommit<T>,
+) -> Result<Committed<T>, UpdateError> {
     let mut wrote = false;
-    let (outcome, saved) = store::update(path, identity, rules, |bytes| {
+    let change = |bytes: &[u8]| {
         let mut file = match SecretFile::parse(bytes) {
             Ok(file) => file,
             Err(error) => return (Err(error), None),
@@ -111,7 +136,11 @@ pub fn read_decide_write<T>(
         wrote = decided.changed;
         let new = decided.changed.then(|| file.to_bytes());
         (Ok(decided.outcome), new)
-    })
+    };
+    let (outcome, saved) = match source {
+        Source::Path(path, identity) => store::update(path, identity, rules, change),
+        Source::Look(look) => store::update_after_look(look, rules, change),
+    }
     .map_err(UpdateError::Store)?;
     let outcome = outcome.map_err(UpdateError::Parse)?;
     let saved = match saved {

@@ -167,6 +167,9 @@ struct Target {
     path: PathBuf,
     identity: Identity,
     rules: AccessRules,
+    /// What the look before the prompt opened, for the locked update after
+    /// it (no second directory walk, no second open).
+    look: Option<store::Look>,
 }
 
 /// Runs one authentication and logs its outcome.
@@ -305,7 +308,7 @@ impl Session<'_> {
     /// without a prompt (configuration errors, a broken RATE_LIMIT line);
     /// every other problem is [`Loaded::Unusable`].
     fn load(&self, user: &str) -> Result<Loaded, Failure> {
-        let target = match self.locate(user)? {
+        let mut target = match self.locate(user)? {
             Ok(target) => target,
             Err(unusable) => return Ok(Loaded::Unusable(unusable)),
         };
@@ -316,8 +319,11 @@ impl Session<'_> {
                 target.identity.uid
             )
         });
-        let bytes = match store::read(&target.path, target.identity, &target.rules) {
-            Ok(bytes) => bytes,
+        let bytes = match store::look(&target.path, target.identity, &target.rules) {
+            Ok((look, bytes)) => {
+                target.look = Some(look);
+                bytes
+            }
             Err(StoreError::NotFound) if self.options.nullok => return Ok(Loaded::MissingNullok),
             Err(StoreError::NotFound) => return Ok(Loaded::Unusable(Failure::NoSecretFile)),
             Err(e) => return Ok(Loaded::Unusable(Failure::File(e))),
@@ -445,6 +451,7 @@ impl Session<'_> {
                 owner: self.options.strict_owner.then_some(file_account.uid),
                 allowed_mode: self.options.allowed_mode,
             },
+            look: None,
         }))
     }
 
@@ -605,13 +612,18 @@ impl Session<'_> {
             Decided { outcome, changed }
         };
         let mut check = CheckAdapter(&mut *self.commit_check);
-        let committed = locked_update::read_decide_write(
-            &target.path,
-            target.identity,
-            &target.rules,
-            decide,
-            &mut check,
-        )
+        let committed = match &target.look {
+            Some(look) => {
+                locked_update::read_decide_write_after_look(look, &target.rules, decide, &mut check)
+            }
+            None => locked_update::read_decide_write(
+                &target.path,
+                target.identity,
+                &target.rules,
+                decide,
+                &mut check,
+            ),
+        }
         .map_err(|error| match error {
             UpdateError::Store(e) => Failure::File(e),
             UpdateError::Parse(e) => Failure::Parse(e),
