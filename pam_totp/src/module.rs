@@ -402,12 +402,16 @@ impl Session<'_> {
             .secret_path
             .as_deref()
             .unwrap_or(DEFAULT_SECRET_PATH);
+        // The login user's own account, when it was looked up here (no
+        // `user=`): its name is the canonical one, no second lookup.
+        let mut own_name = None;
         let (file_account, home) = match &self.options.file_user {
             None => {
                 let Some(account) = User::from_name(user).ok().flatten() else {
                     return Ok(Err(Failure::UnknownAccount));
                 };
                 let home = account.dir.clone();
+                own_name = Some(account.name.clone());
                 (account, home)
             }
             Some(name) => {
@@ -425,7 +429,7 @@ impl Session<'_> {
         // ${USER} is the account's own name: with a directory service that
         // matches names case-insensitively or by alias, `ALICE` must find
         // alice's file, not a missing one that nullok would let through.
-        let canonical = canonical_name(user);
+        let canonical = own_name.unwrap_or_else(|| canonical_name(user));
         if canonical != user {
             self.pam.log(
                 Priority::Info,
