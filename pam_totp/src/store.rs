@@ -180,20 +180,24 @@ struct AsIdentity {
 
 impl AsIdentity {
     fn switch(to: Identity) -> Result<AsIdentity, StoreError> {
-        // Looked up before anything changes (NSS reads files as the caller).
-        AsIdentity::switch_with(to, &groups_of(to))
+        AsIdentity::switch_with(to, &mut None)
     }
 
-    /// [`AsIdentity::switch`] with `to`'s groups (from [`groups_of`])
-    /// already looked up.
-    fn switch_with(to: Identity, groups: &[Gid]) -> Result<AsIdentity, StoreError> {
+    /// [`AsIdentity::switch`], with `to`'s groups (from [`groups_of`]) if
+    /// already looked up; looked up and kept there if needed now. They are
+    /// needed only when the thread is not `to` already (not for a screen
+    /// locker checking its own user, nor for root logging in as root): the
+    /// user database lookup costs more than the rest of the switch.
+    fn switch_with(to: Identity, groups: &mut Option<Vec<Gid>>) -> Result<AsIdentity, StoreError> {
         let mut guard = AsIdentity {
             previous: Identity::current_fs(),
             previous_groups: None,
         };
         if Identity::current() != to {
+            // Looked up before anything changes (NSS reads files as the caller).
+            let groups = groups.get_or_insert_with(|| groups_of(to));
             let before = nix::unistd::getgroups().map_err(|_| StoreError::SwitchIdentity)?;
-            if sorted(&before) != groups {
+            if sorted(&before) != *groups {
                 // Without the privilege to set them the switch fails: the
                 // caller's groups must never stand in for the user's.
                 crate::sys::set_thread_groups(groups).map_err(|_| StoreError::SwitchIdentity)?;
@@ -400,7 +404,7 @@ pub struct Look {
     name: OsString,
     file: File,
     identity: Identity,
-    groups: Vec<Gid>,
+    groups: Option<Vec<Gid>>,
 }
 
 impl fmt::Debug for Look {
@@ -415,8 +419,8 @@ pub fn look(
     identity: Identity,
     rules: &AccessRules,
 ) -> Result<(Look, Zeroizing<Vec<u8>>), StoreError> {
-    let groups = groups_of(identity);
-    let _as_user = AsIdentity::switch_with(identity, &groups)?;
+    let mut groups = None;
+    let _as_user = AsIdentity::switch_with(identity, &mut groups)?;
     let (dir, name) = open_parent(path, identity)?;
     let (file, _) = open_checked(&dir, &name, rules)?;
     let contents = read_all(&file)?;
@@ -436,7 +440,7 @@ pub fn update_after_look<T>(
     rules: &AccessRules,
     change: impl FnOnce(&[u8]) -> (T, Option<Zeroizing<Vec<u8>>>),
 ) -> Result<(T, Result<(), StoreError>), StoreError> {
-    let as_user = AsIdentity::switch_with(look.identity, &look.groups)?;
+    let as_user = AsIdentity::switch_with(look.identity, &mut look.groups.clone())?;
     update_locked(
         &as_user,
         &look.dir,
