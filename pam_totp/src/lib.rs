@@ -25,6 +25,7 @@
 )]
 
 pub mod clock;
+mod equal_refusals;
 mod ffi;
 pub mod locked_update;
 pub mod module;

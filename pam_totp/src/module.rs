@@ -23,6 +23,7 @@
 //! code or the secret.
 
 pub use crate::clock::{Clock, SystemClock};
+use crate::equal_refusals;
 use crate::locked_update::{self, BeforeCommit, Decided, LocalOnly, Saved, UpdateError};
 use crate::options::{ModuleOptions, OptionError, PassMode};
 use crate::path::{self, PathError, DEFAULT_SECRET_PATH};
@@ -290,7 +291,14 @@ impl Session<'_> {
                         .is_some_and(|password| !code_candidates(&password, false).is_empty()),
                 };
                 if self.options.pass_mode != PassMode::UseFirstPass && !code_in_first_pass {
-                    let _ = self.ask_code();
+                    let answer = self.ask_code();
+                    // As long as a wrong code takes (see equal_refusals).
+                    if let (Ok(answer), Failure::UnknownAccount | Failure::NoSecretFile) =
+                        (&answer, &failure)
+                    {
+                        let now = self.clock.now();
+                        equal_refusals::judge_and_discard(answer, now, &self.options.policy);
+                    }
                 }
                 return Err(failure);
             }

@@ -718,3 +718,106 @@ fn an_out_of_range_hotp_counter_is_a_broken_file() {
         "{outcome}"
     );
 }
+
+/// Finding 7. On a file without RATE_LIMIT and DISALLOW_REUSE, a wrong code
+/// for an enrolled user, an unknown user and an unenrolled user (no
+/// `nullok`) see the same prompts and get the same answer. (Their times
+/// are measured, not tested: `pam-bench refusals`, figures in SECURITY.md.)
+/// With `nullok` an unenrolled user is not prompted: that is what `nullok`
+/// means, and it is the one difference left.
+#[test]
+fn refusals_look_the_same_whoever_is_refused() {
+    if !have_root("refusals_look_the_same_whoever_is_refused") {
+        return;
+    }
+    test_account("tk_harden", 24_310);
+    let scenario = Scenario::new(Module::Ours)
+        .options(Vec::<String>::new())
+        .at(T);
+    let dir = scenario.dir().join("by-user");
+    mkdir_mode(&dir, 0o755);
+    let me = scenario.user().to_owned();
+    write_mode(
+        &dir.join(&me),
+        &format!("{SECRET}\n\" TOTP_AUTH\n\" WINDOW_SIZE 3\n"),
+        0o400,
+    );
+    let secret = format!("secret={}/${{USER}}", dir.display());
+    let refusal = |user: &str, nullok: bool| {
+        let mut login = scenario
+            .login()
+            .user(user)
+            .option(secret.clone())
+            .answer(oath::wrong_totp(SECRET, T));
+        if nullok {
+            login = login.option("nullok");
+        }
+        login.run()
+    };
+    let wrong = refusal(&me, false);
+    let unknown = refusal("tk_no_such_user", false);
+    let unenrolled = refusal("tk_harden", false);
+    for (name, outcome) in [
+        ("wrong code", &wrong),
+        ("unknown", &unknown),
+        ("unenrolled", &unenrolled),
+    ] {
+        assert_eq!(outcome.code, code::PAM_AUTH_ERR, "{name}: {outcome}");
+        assert_eq!(
+            outcome.prompts, wrong.prompts,
+            "{name}: the same prompts: {outcome}"
+        );
+    }
+    // nullok: the unenrolled user is let through without a prompt, the
+    // unknown user is still prompted and refused.
+    let unenrolled = refusal("tk_harden", true);
+    assert!(unenrolled.questions().is_empty(), "{unenrolled}");
+    let unknown = refusal("tk_no_such_user", true);
+    assert_eq!(unknown.prompts, wrong.prompts, "{unknown}");
+    assert_eq!(unknown.code, code::PAM_AUTH_ERR, "{unknown}");
+}
+
+/// Drops CAP_SETGID from the process as it starts (a service without the
+/// privilege to change groups).
+const WITHOUT_SETGID: &str = r#"
+#include <linux/capability.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+__attribute__((constructor)) static void drop_setgid(void) {
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &header, data) != 0) return;
+    data[0].effective &= ~(1u << CAP_SETGID);
+    data[0].permitted &= ~(1u << CAP_SETGID);
+    syscall(SYS_capset, &header, data);
+}
+"#;
+
+/// Finding 4. A module that cannot set the user's groups does not go on
+/// with the caller's: the login is refused.
+#[test]
+fn without_the_privilege_to_switch_groups_the_login_is_refused() {
+    if !have_root("without_the_privilege_to_switch_groups_the_login_is_refused") {
+        return;
+    }
+    let account = test_account("tk_harden", 24_310);
+    let scenario = Scenario::new(Module::Ours)
+        .options(Vec::<String>::new())
+        .at(T);
+    let secret = owned_secret(&scenario, account, "no-setgid", 0o755);
+    let shim = build_shim(scenario.dir(), "without_setgid", WITHOUT_SETGID);
+    let outcome = scenario
+        .login()
+        .user("tk_harden")
+        .option(format!("secret={}", secret.display()))
+        .preload(shim)
+        .answer(oath::totp_at(SECRET, T))
+        .run();
+    assert_eq!(outcome.code, code::PAM_AUTH_ERR, "{outcome}");
+    assert!(
+        outcome
+            .log_text()
+            .contains("cannot switch file access to the user"),
+        "{outcome}"
+    );
+}

@@ -865,3 +865,27 @@ fn only_a_bare_code_is_taken_at_the_prompt() {
     s.answer(good.as_str());
     assert_eq!(s.run(&[], NOW), Status::Success);
 }
+
+/// Issue 14, finding 7: the refusals of an unknown user and of an
+/// unenrolled one (no nullok) do the same code-checking work as a wrong
+/// code for an enrolled user (a file without RATE_LIMIT/DISALLOW_REUSE),
+/// counted in HOTP computations rather than timed.
+#[test]
+fn refusals_do_the_same_work_whoever_is_refused() {
+    let work = |s: &mut Scenario| {
+        s.answer("000000");
+        crate::otp::HOTP_CALLS.with(|c| c.set(0));
+        assert_eq!(s.run(&[], NOW), Status::AuthErr, "{}", s.last_log());
+        crate::otp::HOTP_CALLS.with(|c| c.get())
+    };
+    let file = format!("{SECRET}\n\" TOTP_AUTH\n\" WINDOW_SIZE 3\n");
+    let mut enrolled = Scenario::new("work-wrong", &file);
+    // A code that matches nowhere near: the window and the whole skew search.
+    let wrong = work(&mut enrolled);
+    assert!(wrong > 1_000, "the skew search ran: {wrong}");
+    let mut unknown = Scenario::new("work-unknown", &file);
+    unknown.pam.user = Some("no-such-user-pam-totp".into());
+    let mut unenrolled = Scenario::new("work-unenrolled", "");
+    assert_eq!(work(&mut unknown), wrong, "unknown user");
+    assert_eq!(work(&mut unenrolled), wrong, "unenrolled user");
+}

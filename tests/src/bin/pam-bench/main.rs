@@ -9,6 +9,7 @@
 //! pam-bench throughput --dir DIR --module ours|google --processes N [--workload success|rewrite] [--files distinct|shared] [--seconds S]
 //! pam-bench floor      --dir DIR --protocol google|ours|ours-without-dir-fsync [--iterations N]
 //! pam-bench contention --dir DIR --processes N --lock blocking|poll-2ms|poll-US|backoff [--outside-us N] [--seconds S]
+//! pam-bench refusals   --dir DIR --unenrolled USER [--rate-limit] [--iterations N] [--warmup N]
 //! ```
 //!
 //! `prepare` writes DIR (service files, one directory per secret file) and
@@ -32,6 +33,7 @@
 mod floor;
 mod latency;
 mod pam;
+mod refusals;
 mod setup;
 mod throughput;
 
@@ -47,7 +49,8 @@ const USAGE: &str = "usage:
   pam-bench auth       --dir DIR --module ours|google|baseline [--case success|rewrite|wrong|unknown-user|load] [--iterations N]
   pam-bench throughput --dir DIR --module ours|google --processes N [--workload success|rewrite] [--files distinct|shared] [--seconds S]
   pam-bench floor      --dir DIR --protocol google|ours|ours-without-dir-fsync [--iterations N]
-  pam-bench contention --dir DIR --processes N --lock blocking|poll-2ms|poll-US|backoff [--outside-us N] [--seconds S]";
+  pam-bench contention --dir DIR --processes N --lock blocking|poll-2ms|poll-US|backoff [--outside-us N] [--seconds S]
+  pam-bench refusals   --dir DIR --unenrolled USER [--rate-limit] [--iterations N] [--warmup N]";
 
 /// Flags of every command; each command checks the ones it needs.
 #[derive(Debug, Default)]
@@ -68,6 +71,8 @@ struct Args {
     protocol: Option<String>,
     lock: Option<String>,
     outside_us: Option<u64>,
+    unenrolled: Option<String>,
+    rate_limit: bool,
 }
 
 fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
@@ -89,6 +94,11 @@ fn parse_args(mut args: impl Iterator<Item = OsString>) -> Result<Args, String> 
         let flag = flag
             .into_string()
             .map_err(|f| format!("not UTF-8: {f:?}"))?;
+        // The one flag without a value.
+        if flag == "--rate-limit" {
+            parsed.rate_limit = true;
+            continue;
+        }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let text = value.to_str().unwrap_or("").to_owned();
         match flag.as_str() {
@@ -113,6 +123,7 @@ fn parse_args(mut args: impl Iterator<Item = OsString>) -> Result<Args, String> 
             "--protocol" => parsed.protocol = Some(text),
             "--lock" => parsed.lock = Some(text),
             "--outside-us" => parsed.outside_us = Some(number(&flag, &text)?),
+            "--unenrolled" => parsed.unenrolled = Some(text.clone()),
             other => return Err(format!("unknown flag {other:?}")),
         }
     }
@@ -246,6 +257,16 @@ fn run(args: Args) -> Result<(), String> {
             }
             Ok(())
         }
+        "refusals" => refusals::run(
+            &layout,
+            &user().to_string_lossy(),
+            args.unenrolled
+                .as_deref()
+                .ok_or("--unenrolled USER is required")?,
+            args.iterations.unwrap_or(1000),
+            args.warmup.unwrap_or(20),
+            args.rate_limit,
+        ),
         "contention" => throughput::contention(
             &layout,
             args.processes.ok_or("--processes is required")?,

@@ -134,6 +134,16 @@ impl Layout {
         format!("{}-hotp-{slot}", stack.name())
     }
 
+    /// The enrolled user's file of the `refusals` runs (`${USER}` in the
+    /// service's `secret=`).
+    pub fn refusals_secret(&self, user: &str) -> PathBuf {
+        self.root.join("refusals").join(user)
+    }
+
+    pub fn refusals_service(&self) -> String {
+        "refusals".to_owned()
+    }
+
     /// Where the I/O floor writes its file.
     pub fn floor_file(&self) -> PathBuf {
         self.root.join("floor").join("secret")
@@ -175,6 +185,16 @@ impl Layout {
                 )?;
             }
         }
+        let refusals = self.root.join("refusals");
+        fs::create_dir_all(&refusals)?;
+        fs::write(
+            services.join(self.refusals_service()),
+            format!(
+                "auth required {} secret={}/${{USER}}\n",
+                ours.display(),
+                refusals.display()
+            ),
+        )?;
         fs::create_dir_all(self.floor_file().parent().expect("has a directory"))?;
         Ok(())
     }
