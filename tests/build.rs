@@ -30,6 +30,22 @@ fn main() {
         "cargo:rustc-env=PAM_TOTP_SYSLOG_SHIM={}",
         shim.to_str().expect("OUT_DIR is UTF-8")
     );
+
+    static_unwinder_for_pam_bench(&out_dir);
+}
+
+/// pam-bench must load modules into a process like sshd's or su's, C
+/// programs that do not have libgcc_s.so.1 mapped: a Rust program has it
+/// (rustc passes -lgcc_s), and a module that needs it would then be measured
+/// without the cost of loading it. Same one-line linker script as
+/// pam_totp/build.rs: `-lgcc_s` finds the static unwinder instead.
+fn static_unwinder_for_pam_bench(out_dir: &std::path::Path) {
+    let dir = out_dir.join("static-unwinder");
+    std::fs::create_dir_all(&dir).expect("cannot create OUT_DIR/static-unwinder");
+    std::fs::write(dir.join("libgcc_s.so"), "INPUT(-lgcc_eh)\n")
+        .expect("cannot write the libgcc_s.so linker script");
+    println!("cargo:rustc-link-arg-bin=pam-bench=-L{}", dir.display());
+    println!("cargo:rustc-link-arg-bin=pam-bench=-static-libgcc");
 }
 
 /// csrc/authtok_probe.c: the test-only PAM module that sets PAM_AUTHTOK

@@ -63,6 +63,7 @@ struct FakeAccounts;
 impl Accounts for FakeAccounts {
     fn lookup(&self, name: &str) -> Option<Account> {
         let me = Account {
+            name: name.to_owned(),
             uid: nix::unistd::Uid::effective(),
             gid: nix::unistd::Gid::effective(),
             home: directory().to_path_buf(),

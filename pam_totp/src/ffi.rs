@@ -252,6 +252,10 @@ pub unsafe extern "C" fn pam_sm_authenticate(
         }
         // SAFETY: libpam passes argc/argv as described in pam_sm_authenticate(3).
         let args = unsafe { arguments(argc, argv) };
+        // Test builds only (tests/tests/panic_barrier.rs): panic inside the
+        // barrier, through real libpam.
+        #[cfg(feature = "panic-probe")]
+        assert!(!args.iter().any(|a| a == b"panic_probe"), "panic probe");
         let mut handle = Handle { raw: pamh };
         pam_code(module::authenticate(&mut handle, &args, &SystemClock))
     })

@@ -12,7 +12,7 @@
 
 use crate::location::SecretLocation;
 use crate::secret_file::{ParseError, SecretFile};
-use crate::store::{AccessRules, Identity, StoreError};
+use crate::store::{self, AccessRules, Identity, Look, StoreError};
 use std::fmt;
 use std::path::Path;
 
@@ -115,20 +115,47 @@ pub fn read_decide_write_at<T>(
     decide: impl FnOnce(&mut SecretFile) -> Decided<T>,
     check: &mut dyn BeforeCommit<T>,
 ) -> Result<Committed<T>, UpdateError> {
+    read_decide_write_from(Source::Location(location), decide, check)
+}
+
+/// [`read_decide_write`] of the file a [`store::look`] found, with the
+/// directory and the file it opened: no second walk, no second open.
+pub fn read_decide_write_after_look<T>(
+    look: &Look,
+    rules: &AccessRules,
+    decide: impl FnOnce(&mut SecretFile) -> Decided<T>,
+    check: &mut dyn BeforeCommit<T>,
+) -> Result<Committed<T>, UpdateError> {
+    read_decide_write_from(Source::Look(look, rules), decide, check)
+}
+
+enum Source<'a> {
+    Location(&'a SecretLocation),
+    Look(&'a Look, &'a AccessRules),
+}
+
+fn read_decide_write_from<T>(
+    source: Source<'_>,
+    decide: impl FnOnce(&mut SecretFile) -> Decided<T>,
+    check: &mut dyn BeforeCommit<T>,
+) -> Result<Committed<T>, UpdateError> {
     let mut wrote = false;
-    let (outcome, saved) = location
-        .update(|bytes| {
-            let mut file = match SecretFile::parse(bytes) {
-                Ok(file) => file,
-                Err(error) => return (Err(error), None),
-            };
-            let mut decided = decide(&mut file);
-            check.before_commit(&mut decided, &mut file);
-            wrote = decided.changed;
-            let new = decided.changed.then(|| file.to_bytes());
-            (Ok(decided.outcome), new)
-        })
-        .map_err(UpdateError::Store)?;
+    let change = |bytes: &[u8]| {
+        let mut file = match SecretFile::parse(bytes) {
+            Ok(file) => file,
+            Err(error) => return (Err(error), None),
+        };
+        let mut decided = decide(&mut file);
+        check.before_commit(&mut decided, &mut file);
+        wrote = decided.changed;
+        let new = decided.changed.then(|| file.to_bytes());
+        (Ok(decided.outcome), new)
+    };
+    let (outcome, saved) = match source {
+        Source::Location(location) => location.update(change),
+        Source::Look(look, rules) => store::update_after_look(look, rules, change),
+    }
+    .map_err(UpdateError::Store)?;
     let outcome = outcome.map_err(UpdateError::Parse)?;
     let saved = match saved {
         Err(error) => Saved::Failed(error),

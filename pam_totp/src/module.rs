@@ -206,6 +206,9 @@ impl fmt::Display for Failure {
 /// Everything resolved about where the secret file is and how to open it.
 struct Target {
     location: SecretLocation,
+    /// What the look before the prompt opened (home-file layout), for the
+    /// locked update after it: no second directory walk, no second open.
+    look: Option<store::Look>,
 }
 
 /// Runs one authentication and logs its outcome.
@@ -227,6 +230,9 @@ pub fn authenticate_with<A: AsRef<[u8]>>(
 /// A user's account, as the module needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
+    /// The account's own name (`pw_name`), which may differ from the name
+    /// it was looked up by (case-insensitive or aliasing user databases).
+    pub name: String,
     pub uid: Uid,
     pub gid: Gid,
     pub home: PathBuf,
@@ -250,6 +256,7 @@ pub struct SystemAccounts;
 impl SystemAccounts {
     fn account(user: User) -> Account {
         Account {
+            name: user.name,
             uid: user.uid,
             gid: user.gid,
             home: user.dir,
@@ -480,7 +487,7 @@ impl Session<'_> {
     /// without a prompt (configuration errors, a broken RATE_LIMIT line);
     /// every other problem is [`Loaded::Unusable`].
     fn load(&self, user: &str) -> Result<Loaded, Failure> {
-        let target = match self.locate(user)? {
+        let mut target = match self.locate(user)? {
             Ok(target) => target,
             Err(unusable) => return Ok(Loaded::Unusable(unusable)),
         };
@@ -489,7 +496,18 @@ impl Session<'_> {
         // store that passed every check", so nullok keeps its meaning: an
         // account root has not enrolled. A store that is missing or unsafe
         // is an error, never "not enrolled".
-        let bytes = match target.location.read() {
+        let read = match &target.location {
+            SecretLocation::Path {
+                path,
+                identity,
+                rules,
+            } => store::look(path, *identity, rules).map(|(look, bytes)| {
+                target.look = Some(look);
+                bytes
+            }),
+            SecretLocation::Store { .. } => target.location.read(),
+        };
+        let bytes = match read {
             Ok(bytes) => bytes,
             Err(StoreError::NotFound) if self.options.nullok => return Ok(Loaded::MissingNullok),
             Err(StoreError::NotFound) => return Ok(Loaded::Unusable(Failure::NoSecretFile)),
@@ -572,12 +590,16 @@ impl Session<'_> {
             .secret_path
             .as_deref()
             .unwrap_or(DEFAULT_SECRET_PATH);
+        // The login user's own account, when it was looked up here (no
+        // `user=`): its name is the canonical one, no second lookup.
+        let mut own_name = None;
         let (file_account, home) = match &self.options.file_user {
             None => {
                 let Some(account) = self.accounts.lookup(user) else {
                     return Ok(Err(Failure::UnknownAccount));
                 };
                 let home = account.home.clone();
+                own_name = Some(account.name.clone());
                 (account, home)
             }
             Some(name) => {
@@ -595,7 +617,7 @@ impl Session<'_> {
         // ${USER} is the account's own name: with a directory service that
         // matches names case-insensitively or by alias, `ALICE` must find
         // alice's file, not a missing one that nullok would let through.
-        let canonical = canonical_name(user);
+        let canonical = own_name.unwrap_or_else(|| canonical_name(user));
         if canonical != user {
             self.pam.log(
                 Priority::Info,
@@ -623,6 +645,7 @@ impl Session<'_> {
                     allowed_mode: self.options.allowed_mode,
                 },
             },
+            look: None,
         }))
     }
 
@@ -643,6 +666,7 @@ impl Session<'_> {
         let store = RootStore::open(store).map_err(|e| Failure::File(e.into()))?;
         Ok(Ok(Target {
             location: SecretLocation::Store { store, account },
+            look: None,
         }))
     }
 
@@ -813,8 +837,13 @@ impl Session<'_> {
             Decided { outcome, changed }
         };
         let mut check = CheckAdapter(&check);
-        let committed = locked_update::read_decide_write_at(&target.location, decide, &mut check)
-            .map_err(|error| match error {
+        let committed = match (&target.look, &target.location) {
+            (Some(look), SecretLocation::Path { rules, .. }) => {
+                locked_update::read_decide_write_after_look(look, rules, decide, &mut check)
+            }
+            _ => locked_update::read_decide_write_at(&target.location, decide, &mut check),
+        }
+        .map_err(|error| match error {
             UpdateError::Store(e) => Failure::File(e),
             UpdateError::Parse(e) => Failure::Parse(e),
         })?;
@@ -928,6 +957,9 @@ fn write_error_for_user(error: &StoreError) -> Option<String> {
 }
 
 /// What the first look at the secret file found.
+// One value a login, moved once: boxing the large variant would cost an
+// allocation for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Loaded {
     File(Target, SecretFile),
     /// No file, and `nullok`: the module stays out of the decision.

@@ -183,18 +183,27 @@ struct AsIdentity {
 
 impl AsIdentity {
     fn switch(to: Identity) -> Result<AsIdentity, StoreError> {
-        // Looked up before anything changes (NSS reads files as the caller).
-        let groups = groups_of(to);
+        AsIdentity::switch_with(to, &mut None)
+    }
+
+    /// [`AsIdentity::switch`], with `to`'s groups (from [`groups_of`]) if
+    /// already looked up; looked up and kept there if needed now. They are
+    /// needed only when the thread is not `to` already (not for a screen
+    /// locker checking its own user, nor for root logging in as root): the
+    /// user database lookup costs more than the rest of the switch.
+    fn switch_with(to: Identity, groups: &mut Option<Vec<Gid>>) -> Result<AsIdentity, StoreError> {
         let mut guard = AsIdentity {
             previous: Identity::current_fs(),
             previous_groups: None,
         };
         if Identity::current() != to {
+            // Looked up before anything changes (NSS reads files as the caller).
+            let groups = groups.get_or_insert_with(|| groups_of(to));
             let before = nix::unistd::getgroups().map_err(|_| StoreError::SwitchIdentity)?;
-            if sorted(&before) != groups {
+            if sorted(&before) != *groups {
                 // Without the privilege to set them the switch fails: the
                 // caller's groups must never stand in for the user's.
-                crate::syscall::set_thread_groups(&groups)
+                crate::syscall::set_thread_groups(groups)
                     .map_err(|_| StoreError::SwitchIdentity)?;
                 guard.previous_groups = Some(before);
             }
@@ -387,6 +396,66 @@ fn read_opened(
     read_all(&file)
 }
 
+/// What a look at the secret file opened, kept for the locked update that
+/// may follow the conversation, so that the update neither walks the
+/// directories again nor opens the file again, and the user's groups are
+/// looked up once. Only descriptors are kept across the conversation: no
+/// lock, no switched identity. The update still takes the lock, checks that
+/// the name still names the file it holds (or opens it again by name),
+/// judges owner and mode again, and reads the file again under the lock.
+pub struct Look {
+    dir: SecureDir,
+    name: OsString,
+    file: File,
+    identity: Identity,
+    groups: Option<Vec<Gid>>,
+}
+
+impl fmt::Debug for Look {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Look({})", self.dir.path().join(&self.name).display())
+    }
+}
+
+/// [`read`], keeping what it opened for [`update_after_look`].
+pub fn look(
+    path: &Path,
+    identity: Identity,
+    rules: &AccessRules,
+) -> Result<(Look, Zeroizing<Vec<u8>>), StoreError> {
+    let mut groups = None;
+    let _as_user = AsIdentity::switch_with(identity, &mut groups)?;
+    let (dir, name) = open_parent(path, identity)?;
+    let (file, _) = open_checked(&dir, &name, rules)?;
+    let contents = read_all(&file)?;
+    let look = Look {
+        dir,
+        name,
+        file,
+        identity,
+        groups,
+    };
+    Ok((look, contents))
+}
+
+/// [`update`] of the file a [`look`] found, with what it opened.
+pub fn update_after_look<T>(
+    look: &Look,
+    rules: &AccessRules,
+    change: impl FnOnce(&[u8]) -> (T, Option<Zeroizing<Vec<u8>>>),
+) -> Result<(T, Result<(), StoreError>), StoreError> {
+    let as_user = AsIdentity::switch_with(look.identity, &mut look.groups.clone())?;
+    update_locked(
+        &as_user,
+        &look.dir,
+        &look.name,
+        Some(&look.file),
+        rules,
+        change,
+        Ownership::of,
+    )
+}
+
 /// Owner, group and permission bits a written file gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Ownership {
@@ -431,7 +500,7 @@ pub fn update_in<T>(
     change: impl FnOnce(&[u8]) -> (T, Option<Zeroizing<Vec<u8>>>),
 ) -> Result<(T, Result<(), StoreError>), StoreError> {
     let as_user = AsIdentity::switch(identity)?;
-    update_locked(&as_user, dir, name, rules, change, Ownership::of)
+    update_locked(&as_user, dir, name, None, rules, change, Ownership::of)
 }
 
 fn update_owned<T>(
@@ -443,15 +512,19 @@ fn update_owned<T>(
 ) -> Result<(T, Result<(), StoreError>), StoreError> {
     let as_user = AsIdentity::switch(identity)?;
     let (dir, name) = open_parent(path, identity)?;
-    update_locked(&as_user, &dir, &name, rules, change, ownership)
+    update_locked(&as_user, &dir, &name, None, rules, change, ownership)
 }
 
 /// The locked read-modify-write of `name` in `dir`, as the identity
 /// `as_user` switched to.
+///
+/// `held`: the file as a [`look`] opened it, tried first (it is checked as
+/// one opened now would be).
 fn update_locked<T>(
     as_user: &AsIdentity,
     dir: &SecureDir,
     name: &OsStr,
+    mut held: Option<&File>,
     rules: &AccessRules,
     change: impl FnOnce(&[u8]) -> (T, Option<Zeroizing<Vec<u8>>>),
     ownership: impl Fn(&fs::Metadata) -> Ownership,
@@ -459,7 +532,20 @@ fn update_locked<T>(
     let now = Instant::now();
     let deadline = now.checked_add(LOCK_WAIT).unwrap_or(now);
     while Instant::now() < deadline {
-        let (file, meta) = open_checked(dir, name, rules)?;
+        let opened;
+        let (file, meta) = match held.take() {
+            Some(file) => {
+                let meta = file
+                    .metadata()
+                    .map_err(io_error("inspect the secret file"))?;
+                check_file(&meta, rules)?;
+                (file, meta)
+            }
+            None => {
+                opened = open_checked(dir, name, rules)?;
+                (&opened.0, opened.1)
+            }
+        };
         let _lock = lock::take(as_user, dir, name, (meta.uid(), meta.gid()), deadline)?;
         // Another login may have replaced the file while we waited: the lock
         // we hold is then on the old inode, and we must start again.
@@ -479,7 +565,7 @@ fn update_locked<T>(
             .metadata()
             .map_err(io_error("inspect the secret file"))?;
         check_file(&meta, rules)?;
-        let contents = read_all(&file)?;
+        let contents = read_all(file)?;
         let (result, new_contents) = change(&contents);
         let saved = match new_contents {
             None => Ok(()),
@@ -594,21 +680,39 @@ fn open_for_sync(as_user: &AsIdentity, dir: &SecureDir) -> Result<File, StoreErr
         })
 }
 
-thread_local! {
-    static NOTES: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+/// Notes of every thread, each with the thread's id. Not a `thread_local!`:
+/// a thread-local value that needs dropping registers a destructor with the
+/// C library, which then keeps the module loaded until the thread exits,
+/// and libpam's dlclose at pam_end would no longer unload it (see
+/// tests/tests/exports.rs). A static is never dropped, so it pins nothing.
+static NOTES: std::sync::Mutex<Vec<(i32, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn this_thread() -> i32 {
+    nix::unistd::gettid().as_raw()
 }
 
 /// Records something the caller should log although the operation
 /// succeeded.
 fn note(message: String) {
-    NOTES.with(|notes| notes.borrow_mut().push(message));
+    let mut notes = NOTES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    notes.push((this_thread(), message));
 }
 
 /// Takes what the store noted on this thread since the last call (things
 /// worth one log line although nothing failed, e.g. a directory that
 /// cannot be synced).
 pub fn take_notes() -> Vec<String> {
-    NOTES.with(|notes| std::mem::take(&mut *notes.borrow_mut()))
+    let thread = this_thread();
+    let mut notes = NOTES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut *notes)
+        .into_iter()
+        .partition(|(id, _)| *id == thread);
+    *notes = others;
+    mine.into_iter().map(|(_, message)| message).collect()
 }
 
 /// Renames `temp` onto `name`. Without replacing (`RENAME_NOREPLACE`) on a

@@ -1,5 +1,5 @@
 use super::*;
-use crate::otp::Secret;
+use crate::otp::{hotp, Secret};
 
 const SECRET: &str = "JBSWY3DPEHPK3PXP";
 /// A time in the middle of a 30 s step.

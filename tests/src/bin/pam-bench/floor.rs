@@ -26,16 +26,6 @@ pub enum Protocol {
     Ours,
 }
 
-impl Protocol {
-    pub fn label(self) -> &'static str {
-        match self {
-            Protocol::Google => "Google's I/O",
-            Protocol::OursWithoutDirSync => "pam_totp's I/O without dir fsync",
-            Protocol::Ours => "pam_totp's I/O",
-        }
-    }
-}
-
 /// Installs a fresh copy at `path` (untimed, as before a login), then
 /// replays `protocol` on it and returns how long that took, and how much of
 /// that was spent on a CPU.

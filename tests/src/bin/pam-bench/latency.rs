@@ -1,80 +1,134 @@
 //! Latency of one login, both modules in one process, interleaved.
 //!
-//! Each iteration runs every case once, in an order that rotates from one
-//! iteration to the next, so that drift on a shared machine (other load,
-//! the disk's write-back state) hits every case alike:
-//! - the success path of each module: a valid code, and the file rewritten
-//!   (the code recorded under DISALLOW_REUSE, the attempt under RATE_LIMIT);
-//! - the failure path of each module: a wrong code, the file rewritten (the
-//!   attempt recorded under RATE_LIMIT);
-//! - the I/O floors: each module's file-system calls alone, replayed
-//!   without PAM and without the module (see floor.rs).
+//! Each round runs every case once, in an order that rotates from one round
+//! to the next, so that drift on a shared machine (other load, the disk's
+//! write-back state) hits every case and both modules alike; the figures
+//! are medians, and each case's ratio pam_totp / Google compares samples
+//! taken side by side. The cases:
+//! - `success`: a valid code, nothing to write (the file has no
+//!   DISALLOW_REUSE or RATE_LIMIT);
+//! - `rewrite`: a scratch code, which is consumed: the file is rewritten
+//!   (temporary file, fsync, rename; pam_totp also fsyncs the directory);
+//! - `wrong code`: a code wrong for the window and for the clock-skew
+//!   search (skew learning on, as both modules default to);
+//! - `unknown user`: a user name with no account;
+//! - `dlopen+dlclose`: the module loaded and unloaded alone, as libpam does
+//!   at pam_start and pam_end, without the rest of libpam;
+//! - the baseline: the same transaction with pam_permit.so only.
 //!
 //! Before each login, outside the timing, the module's file is replaced by
-//! a fresh, synced copy of the template: every login then does the same
-//! work (never rate-limited, the code never already used), and afterwards
-//! the file's inode must have changed, proof that the login really replaced
-//! the file.
+//! a fresh, synced copy of the template, so every login starts from the
+//! same committed state. After each login (and each dlclose), the module
+//! must be gone from the process: `dlopen(RTLD_NOLOAD)` of its path must
+//! find nothing, or the figures would not include loading it (an sshd
+//! connection's process loads it afresh).
 
-use crate::floor::{self, Protocol};
 use crate::pam::{self, Timed, PAM_AUTH_ERR, PAM_SUCCESS};
 use crate::setup::{self, Layout, Stack, TOTP_TEMPLATE};
 use std::ffi::CString;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+/// What a login case does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Case {
-    Login { stack: Stack, success: bool },
-    Floor(Protocol),
+pub enum Kind {
+    Success,
+    Rewrite,
+    Wrong,
+    UnknownUser,
 }
 
-impl Case {
-    fn label(self) -> String {
+impl Kind {
+    pub fn parse(name: &str) -> Result<Kind, String> {
+        Ok(match name {
+            "success" => Kind::Success,
+            "rewrite" => Kind::Rewrite,
+            "wrong" | "failure" => Kind::Wrong,
+            "unknown-user" => Kind::UnknownUser,
+            other => {
+                return Err(format!(
+                    "--case success, rewrite, wrong, unknown-user or load, not {other:?}"
+                ))
+            }
+        })
+    }
+
+    pub fn label(self) -> &'static str {
         match self {
-            Case::Login { stack, success } => format!(
-                "{:<9} {}",
-                stack.label(),
-                if success { "success" } else { "failure" }
-            ),
-            Case::Floor(protocol) => format!("floor: {}", protocol.label()),
+            Kind::Success => "success",
+            Kind::Rewrite => "rewrite (scratch code)",
+            Kind::Wrong => "wrong code",
+            Kind::UnknownUser => "unknown user",
         }
     }
 }
 
-const CASES: [Case; 7] = [
-    Case::Login {
-        stack: Stack::Ours,
-        success: true,
-    },
-    Case::Login {
-        stack: Stack::Google,
-        success: true,
-    },
-    Case::Login {
-        stack: Stack::Ours,
-        success: false,
-    },
-    Case::Login {
-        stack: Stack::Google,
-        success: false,
-    },
-    Case::Floor(Protocol::Google),
-    Case::Floor(Protocol::OursWithoutDirSync),
-    Case::Floor(Protocol::Ours),
-];
+/// A scratch code of [`TOTP_TEMPLATE`], consumed by the `rewrite` case.
+pub const SCRATCH_CODE: &str = "26447613";
+
+/// A user name no system here has.
+pub const UNKNOWN_USER: &str = "tp_bench_no_such_user";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Case {
+    Login(Stack, Kind),
+    Load(Stack),
+}
+
+const KINDS: [Kind; 4] = [Kind::Success, Kind::Rewrite, Kind::Wrong, Kind::UnknownUser];
+
+fn cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for kind in KINDS {
+        cases.push(Case::Login(Stack::Ours, kind));
+        cases.push(Case::Login(Stack::Google, kind));
+    }
+    cases.push(Case::Load(Stack::Ours));
+    cases.push(Case::Load(Stack::Google));
+    cases.push(Case::Login(Stack::Baseline, Kind::Success));
+    cases
+}
 
 /// Samples of one case.
 #[derive(Default)]
 struct Samples {
-    /// pam_authenticate, or the floor's replay.
-    authenticate: Vec<Duration>,
-    /// The same, on-CPU time only.
-    cpu: Vec<Duration>,
-    /// pam_start, pam_end, and pam_start .. pam_end (logins only).
-    start: Vec<Duration>,
-    end: Vec<Duration>,
+    /// pam_start .. pam_end, or dlopen .. dlclose.
     transaction: Vec<Duration>,
+    /// pam_authenticate alone (logins).
+    authenticate: Vec<Duration>,
+    /// The return codes seen (logins), to print.
+    codes: Vec<i32>,
+}
+
+/// The answers of every case, computed once.
+pub struct Answers {
+    pub valid: CString,
+    pub wrong: CString,
+    pub scratch: CString,
+}
+
+impl Answers {
+    pub fn new() -> Answers {
+        let secret = setup::secret();
+        Answers {
+            valid: CString::new(setup::code_now(&secret)).expect("digits"),
+            wrong: CString::new(setup::wrong_code(&secret, setup::now())).expect("digits"),
+            scratch: CString::new(SCRATCH_CODE).expect("digits"),
+        }
+    }
+
+    /// The valid code for now: call at each login (a run crosses 30-s steps).
+    pub fn refresh(&mut self) {
+        self.valid = CString::new(setup::code_now(&setup::secret())).expect("digits");
+    }
+
+    fn for_kind(&self, kind: Kind) -> &CString {
+        match kind {
+            Kind::Success | Kind::UnknownUser => &self.valid,
+            Kind::Rewrite => &self.scratch,
+            Kind::Wrong => &self.wrong,
+        }
+    }
 }
 
 pub fn run(
@@ -83,75 +137,93 @@ pub fn run(
     iterations: usize,
     warmup: usize,
 ) -> Result<(), String> {
-    let secret = setup::secret();
-    let wrong = CString::new(setup::wrong_code(&secret, setup::now())).expect("digits");
-    let mut samples: Vec<Samples> = CASES.iter().map(|_| Samples::default()).collect();
-    for iteration in 0..warmup + iterations {
-        for k in 0..CASES.len() {
-            let index = (iteration + k) % CASES.len();
-            let (authenticate, cpu, timed) = match CASES[index] {
-                Case::Login { stack, success } => {
-                    let answer = if success {
-                        CString::new(setup::code_now(&secret)).expect("digits")
-                    } else {
-                        wrong.clone()
-                    };
-                    let timed = login(layout, user, stack, success, &answer)?;
-                    (timed.authenticate, timed.authenticate_cpu, Some(timed))
+    // A login process (sshd, su) is a C program: libgcc_s.so.1 is not
+    // mapped in it, and a module that needs it pays for loading it.
+    if pam::is_loaded(Path::new("libgcc_s.so.1")) {
+        return Err(
+            "libgcc_s.so.1 is loaded in pam-bench itself: a module that needs it \
+                    would be measured without loading it (see tests/build.rs)"
+                .to_owned(),
+        );
+    }
+    let mut answers = Answers::new();
+    let cases = cases();
+    let mut samples: Vec<Samples> = cases.iter().map(|_| Samples::default()).collect();
+    let mut last_refresh = Instant::now();
+    for round in 0..warmup + iterations {
+        if last_refresh.elapsed() > Duration::from_secs(5) {
+            answers.refresh();
+            last_refresh = Instant::now();
+        }
+        for k in 0..cases.len() {
+            let index = (round + k) % cases.len();
+            let s = &mut samples[index];
+            let keep = round >= warmup;
+            match cases[index] {
+                Case::Login(stack, kind) => {
+                    let timed = login(layout, user, stack, kind, &answers, true)?;
+                    if keep {
+                        s.transaction.push(timed.transaction);
+                        s.authenticate.push(timed.authenticate);
+                        s.codes.push(timed.rc);
+                    }
                 }
-                Case::Floor(protocol) => {
-                    let (took, cpu) = floor::replay(&layout.floor_file(), protocol)
-                        .map_err(|e| format!("floor: {e}"))?;
-                    (took, cpu, None)
-                }
-            };
-            if iteration >= warmup {
-                let s = &mut samples[index];
-                s.authenticate.push(authenticate);
-                s.cpu.push(cpu);
-                if let Some(timed) = timed {
-                    s.start.push(timed.start);
-                    s.end.push(timed.end);
-                    s.transaction.push(timed.transaction);
+                Case::Load(stack) => {
+                    let took = load_and_unload(&layout.module_path(stack)?)?;
+                    if keep {
+                        s.transaction.push(took);
+                    }
                 }
             }
         }
     }
-    report(&mut samples, iterations);
+    report(&cases, &mut samples, iterations);
     Ok(())
 }
 
-/// One timed login on a fresh file, checked.
-fn login(
+/// One timed login, checked: the expected return code, one prompt, the
+/// file rewritten or not as the case says, the module unloaded.
+pub fn login(
     layout: &Layout,
     user: &CString,
     stack: Stack,
-    success: bool,
-    answer: &CString,
+    kind: Kind,
+    answers: &Answers,
+    reinstall: bool,
 ) -> Result<Timed, String> {
-    let path = layout.totp_secret(stack);
-    let fresh = setup::install_fresh(&path, TOTP_TEMPLATE.as_bytes())
-        .map_err(|e| format!("cannot install {}: {e}", path.display()))?;
     let service = CString::new(layout.totp_service(stack)).expect("no NUL");
-    let timed = pam::transaction(&service, user, answer)?;
-    check(stack, success, &timed, &path, fresh)?;
-    Ok(timed)
-}
-
-/// A figure is only worth something if the case did what it says.
-pub fn check(
-    stack: Stack,
-    success: bool,
-    timed: &Timed,
-    path: &Path,
-    fresh_inode: u64,
-) -> Result<(), String> {
-    let expected = if success { PAM_SUCCESS } else { PAM_AUTH_ERR };
-    let what = format!(
-        "{} {}",
-        stack.label(),
-        if success { "success" } else { "failure" }
-    );
+    let what = format!("{} {}", stack.label(), kind.label());
+    if stack == Stack::Baseline {
+        let timed = pam::transaction(&service, user, &answers.valid)?;
+        if timed.rc != PAM_SUCCESS {
+            return Err(format!("{what}: pam_authenticate returned {}", timed.rc));
+        }
+        return Ok(timed);
+    }
+    let path = layout.totp_secret(stack);
+    let fresh = if reinstall || !path.exists() {
+        setup::install_fresh(&path, TOTP_TEMPLATE.as_bytes())
+            .map_err(|e| format!("cannot install {}: {e}", path.display()))?
+    } else {
+        setup::inode(&path).map_err(|e| format!("{}: {e}", path.display()))?
+    };
+    let unknown = CString::new(UNKNOWN_USER).expect("no NUL");
+    let pam_user = if kind == Kind::UnknownUser {
+        &unknown
+    } else {
+        user
+    };
+    pam::strace_marker("pam-bench: begin");
+    let timed = pam::transaction(&service, pam_user, answers.for_kind(kind));
+    pam::strace_marker("pam-bench: end");
+    let timed = timed?;
+    assert_unloaded(&layout.module_path(stack)?, &what)?;
+    let expected = match kind {
+        Kind::Success | Kind::Rewrite => PAM_SUCCESS,
+        Kind::Wrong => PAM_AUTH_ERR,
+        // Whatever each module answers (printed), as long as it refuses.
+        Kind::UnknownUser => timed.rc.max(1),
+    };
     if timed.rc != expected {
         return Err(format!(
             "{what}: pam_authenticate returned {}, expected {expected} \
@@ -159,112 +231,116 @@ pub fn check(
             timed.rc
         ));
     }
-    if timed.prompts != 1 {
+    if kind != Kind::UnknownUser && timed.prompts != 1 {
         return Err(format!("{what}: {} prompts, expected 1", timed.prompts));
     }
-    let now = setup::inode(path).map_err(|e| format!("{what}: {}: {e}", path.display()))?;
-    if now == fresh_inode {
-        return Err(format!("{what}: the secret file was not rewritten"));
+    let now = setup::inode(&path).map_err(|e| format!("{what}: {}: {e}", path.display()))?;
+    match kind {
+        Kind::Rewrite if now == fresh => {
+            return Err(format!("{what}: the secret file was not rewritten"))
+        }
+        Kind::Success | Kind::UnknownUser if now != fresh => {
+            return Err(format!("{what}: the secret file was rewritten"))
+        }
+        _ => {}
+    }
+    Ok(timed)
+}
+
+/// dlopen + dlclose of the module alone (as libpam: RTLD_NOW), timed; then
+/// checks it is gone.
+pub fn load_and_unload(module: &Path) -> Result<Duration, String> {
+    let start = Instant::now();
+    pam::load_and_unload(module)?;
+    let took = start.elapsed();
+    assert_unloaded(module, "dlopen+dlclose")?;
+    Ok(took)
+}
+
+/// Fails if `module` is still mapped in this process.
+pub fn assert_unloaded(module: &Path, what: &str) -> Result<(), String> {
+    if pam::is_loaded(module) {
+        return Err(format!(
+            "{what}: {} is still loaded after pam_end/dlclose: something pins it \
+             (-z nodelete, a thread-local destructor, ...), so the figures would \
+             leave out loading it",
+            module.display()
+        ));
     }
     Ok(())
 }
 
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
+fn median(samples: &mut [Duration]) -> Duration {
+    if samples.is_empty() {
+        return Duration::ZERO;
+    }
+    samples.sort_unstable();
+    samples[(samples.len() - 1) / 2]
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Median and p99 of a case's samples.
-#[derive(Debug, Clone, Copy, Default)]
-struct Summary {
-    median: Duration,
-    p99: Duration,
-}
-
-fn summary(samples: &mut [Duration]) -> Summary {
-    if samples.is_empty() {
-        return Summary::default();
-    }
-    samples.sort_unstable();
-    Summary {
-        median: percentile(samples, 0.5),
-        p99: percentile(samples, 0.99),
-    }
-}
-
-fn report(samples: &mut [Samples], iterations: usize) {
-    println!("latency, {iterations} interleaved iterations per case, in ms");
+fn report(cases: &[Case], samples: &mut [Samples], iterations: usize) {
     println!(
-        "{:<40} {:>17}  {:>6}  {:>6} {:>6}  {:>17}",
-        "", "pam_authenticate", "on-CPU", "start", "end", "pam_start..end"
+        "latency, {iterations} interleaved rounds, medians in ms; \
+         whole transaction = pam_start .. pam_end"
     );
     println!(
-        "{:<40} {:>8} {:>8}  {:>6}  {:>6} {:>6}  {:>8} {:>8}",
-        "case", "median", "p99", "median", "median", "median", "median", "p99"
+        "{:<24} {:>10} {:>10} {:>7}   {:>10} {:>10} {:>7}   codes (ours / google)",
+        "case", "pam_totp", "google", "ratio", "auth ours", "auth goog", "ratio"
     );
-    let mut rows = Vec::new();
-    for (case, s) in CASES.iter().zip(samples.iter_mut()) {
-        let auth = summary(&mut s.authenticate);
-        let cpu = summary(&mut s.cpu);
-        let txn = summary(&mut s.transaction);
-        rows.push((*case, auth, txn));
-        let transaction = if matches!(case, Case::Floor(_)) {
-            String::new()
-        } else {
-            format!(
-                "{:>6.3} {:>6.3}  {:>8.3} {:>8.3}",
-                ms(summary(&mut s.start).median),
-                ms(summary(&mut s.end).median),
-                ms(txn.median),
-                ms(txn.p99)
-            )
-        };
-        println!(
-            "{:<40} {:>8.3} {:>8.3}  {:>6.3}  {transaction}",
-            case.label(),
-            ms(auth.median),
-            ms(auth.p99),
-            ms(cpu.median),
-        );
+    let mut medians = Vec::new();
+    for (case, s) in cases.iter().zip(samples.iter_mut()) {
+        let mut codes = s.codes.clone();
+        codes.sort_unstable();
+        codes.dedup();
+        medians.push((
+            *case,
+            median(&mut s.transaction),
+            median(&mut s.authenticate),
+            codes,
+        ));
     }
-    let row = |case: Case| {
-        rows.iter()
-            .find(|r| r.0 == case)
-            .copied()
+    let find = |case: Case| {
+        medians
+            .iter()
+            .find(|m| m.0 == case)
+            .cloned()
             .expect("every case is measured")
     };
-    let login = |stack, success| row(Case::Login { stack, success });
-    for success in [true, false] {
-        let (_, ours_auth, ours_txn) = login(Stack::Ours, success);
-        let (_, google_auth, google_txn) = login(Stack::Google, success);
+    for kind in KINDS {
+        let ours = find(Case::Login(Stack::Ours, kind));
+        let google = find(Case::Login(Stack::Google, kind));
         println!(
-            "ratio pam_totp/google, {}: pam_authenticate median {:.2}, p99 {:.2}; \
-             pam_start..end median {:.2}, p99 {:.2}",
-            if success { "success" } else { "failure" },
-            ratio(ours_auth.median, google_auth.median),
-            ratio(ours_auth.p99, google_auth.p99),
-            ratio(ours_txn.median, google_txn.median),
-            ratio(ours_txn.p99, google_txn.p99),
+            "{:<24} {:>10.3} {:>10.3} {:>7.2}   {:>10.3} {:>10.3} {:>7.2}   {:?} / {:?}",
+            kind.label(),
+            ms(ours.1),
+            ms(google.1),
+            ratio(ours.1, google.1),
+            ms(ours.2),
+            ms(google.2),
+            ratio(ours.2, google.2),
+            ours.3,
+            google.3,
         );
     }
-    // What each module costs beyond the file-system calls it makes.
-    for (stack, protocol) in [
-        (Stack::Ours, Protocol::Ours),
-        (Stack::Google, Protocol::Google),
-    ] {
-        let module = login(stack, true).1.median;
-        let floor = row(Case::Floor(protocol)).1.median;
-        println!(
-            "{:<9} success median minus its I/O floor: {:.3} ms",
-            stack.label(),
-            ms(module.saturating_sub(floor))
-        );
-    }
+    let ours = find(Case::Load(Stack::Ours));
+    let google = find(Case::Load(Stack::Google));
+    println!(
+        "{:<24} {:>10.3} {:>10.3} {:>7.2}",
+        "dlopen+dlclose",
+        ms(ours.1),
+        ms(google.1),
+        ratio(ours.1, google.1),
+    );
+    let baseline = find(Case::Login(Stack::Baseline, Kind::Success));
+    println!(
+        "{:<24} {:>10.3}   (pam_permit.so alone, the same transaction)",
+        "baseline",
+        ms(baseline.1)
+    );
 }
 
 fn ratio(a: Duration, b: Duration) -> f64 {

@@ -5,8 +5,8 @@
 //! ```text
 //! pam-bench prepare    --dir DIR [--ours SO] [--google SO]
 //! pam-bench latency    --dir DIR [--iterations N] [--warmup N]
-//! pam-bench auth       --dir DIR --module ours|google|baseline [--case success|failure] [--iterations N]
-//! pam-bench throughput --dir DIR --module ours|google --processes N --files distinct|shared [--seconds S]
+//! pam-bench auth       --dir DIR --module ours|google|baseline [--case success|rewrite|wrong|unknown-user|load] [--iterations N]
+//! pam-bench throughput --dir DIR --module ours|google --processes N [--workload success|rewrite] [--files distinct|shared] [--seconds S]
 //! pam-bench floor      --dir DIR --protocol google|ours|ours-without-dir-fsync [--iterations N]
 //! pam-bench contention --dir DIR --processes N --lock blocking|poll-2ms|poll-US|backoff [--outside-us N] [--seconds S]
 //! pam-bench refusals   --dir DIR --unenrolled USER [--rate-limit] [--iterations N] [--warmup N]
@@ -49,8 +49,8 @@ use std::time::Duration;
 const USAGE: &str = "usage:
   pam-bench prepare    --dir DIR [--ours SO] [--google SO]
   pam-bench latency    --dir DIR [--iterations N] [--warmup N]
-  pam-bench auth       --dir DIR --module ours|google|baseline [--case success|failure] [--iterations N]
-  pam-bench throughput --dir DIR --module ours|google --processes N --files distinct|shared [--seconds S]
+  pam-bench auth       --dir DIR --module ours|google|baseline [--case success|rewrite|wrong|unknown-user|load] [--iterations N]
+  pam-bench throughput --dir DIR --module ours|google --processes N [--workload success|rewrite] [--files distinct|shared] [--seconds S]
   pam-bench floor      --dir DIR --protocol google|ours|ours-without-dir-fsync [--iterations N]
   pam-bench contention --dir DIR --processes N --lock blocking|poll-2ms|poll-US|backoff [--outside-us N] [--seconds S]
   pam-bench refusals   --dir DIR --unenrolled USER [--rate-limit] [--iterations N] [--warmup N]
@@ -65,7 +65,8 @@ struct Args {
     ours: Option<PathBuf>,
     google: Option<PathBuf>,
     module: Option<Stack>,
-    success: Option<bool>,
+    case: Option<String>,
+    workload: Option<String>,
     iterations: Option<usize>,
     warmup: Option<usize>,
     processes: Option<usize>,
@@ -116,13 +117,8 @@ fn parse_args(mut args: impl Iterator<Item = OsString>) -> Result<Args, String> 
             "--ours" => parsed.ours = Some(PathBuf::from(value)),
             "--google" => parsed.google = Some(PathBuf::from(value)),
             "--module" => parsed.module = Some(Stack::parse(&text)?),
-            "--case" => {
-                parsed.success = Some(match text.as_str() {
-                    "success" => true,
-                    "failure" => false,
-                    _ => return Err(format!("--case: success or failure, not {text:?}")),
-                })
-            }
+            "--case" => parsed.case = Some(text),
+            "--workload" => parsed.workload = Some(text),
             "--files" => {
                 parsed.shared = Some(match text.as_str() {
                     "distinct" => false,
@@ -191,36 +187,35 @@ fn prepare(layout: &Layout, args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// Logins on fresh files, each bracketed for strace; then the peak RSS.
-fn auth(layout: &Layout, stack: Stack, success: bool, iterations: usize) -> Result<(), String> {
+/// N logins of one case (or N loads of the module alone), each bracketed
+/// for strace; then the peak RSS. The file is installed afresh before each
+/// login only when the case rewrites it, so that little but the logins
+/// differs between 1 and 101 iterations (callgrind: (Ir of 101 - Ir of
+/// 1) / 100 is the cost of one).
+fn auth(layout: &Layout, stack: Stack, case: &str, iterations: usize) -> Result<(), String> {
     let user = user();
-    let secret = setup::secret();
-    // Computing it takes 6,401 HMACs: only when needed, so as not to weigh
-    // on the instruction count of a success-path run.
-    let wrong = (!success).then(|| setup::wrong_code(&secret, setup::now()));
-    for _ in 0..iterations {
-        let (service, answer, fresh) = match stack {
-            Stack::Baseline => ("baseline".to_owned(), "000000".to_owned(), None),
-            _ => {
-                let path = layout.totp_secret(stack);
-                let inode = setup::install_fresh(&path, setup::TOTP_TEMPLATE.as_bytes())
-                    .map_err(|e| format!("cannot install {}: {e}", path.display()))?;
-                let answer = match &wrong {
-                    None => setup::code_now(&secret),
-                    Some(wrong) => wrong.clone(),
-                };
-                (layout.totp_service(stack), answer, Some((path, inode)))
-            }
-        };
-        let service = CString::new(service).expect("no NUL");
-        let answer = CString::new(answer).expect("digits");
-        pam::strace_marker("pam-bench: begin");
-        let timed = pam::transaction(&service, &user, &answer)?;
-        pam::strace_marker("pam-bench: end");
-        if let Some((path, inode)) = fresh {
-            latency::check(stack, success, &timed, &path, inode)?;
-        } else if timed.rc != pam::PAM_SUCCESS {
-            return Err(format!("baseline: pam_authenticate returned {}", timed.rc));
+    if case == "load" {
+        let module = layout.module_path(stack)?;
+        for _ in 0..iterations {
+            pam::strace_marker("pam-bench: begin");
+            latency::load_and_unload(&module)?;
+            pam::strace_marker("pam-bench: end");
+        }
+    } else {
+        let kind = latency::Kind::parse(case)?;
+        // The wrong code takes 6,401 HMACs to choose: computed once, like
+        // the others.
+        let answers = latency::Answers::new();
+        for _ in 0..iterations {
+            // Bracketed for strace inside (the transaction alone).
+            latency::login(
+                layout,
+                &user,
+                stack,
+                kind,
+                &answers,
+                kind == latency::Kind::Rewrite,
+            )?;
         }
     }
     // SAFETY: rusage is a plain C struct of integers: all zeroes is valid.
@@ -228,6 +223,8 @@ fn auth(layout: &Layout, stack: Stack, success: bool, iterations: usize) -> Resu
     // SAFETY: getrusage fills the struct we pass; nothing else.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     println!("maxrss_kib {}", usage.ru_maxrss);
+    println!("minor_faults {}", usage.ru_minflt);
+    println!("major_faults {}", usage.ru_majflt);
     Ok(())
 }
 
@@ -263,7 +260,7 @@ fn run(args: Args) -> Result<(), String> {
         "auth" => auth(
             &layout,
             module()?,
-            args.success.unwrap_or(true),
+            args.case.as_deref().unwrap_or("success"),
             args.iterations.unwrap_or(1),
         ),
         "throughput" => {
@@ -275,8 +272,9 @@ fn run(args: Args) -> Result<(), String> {
                 &layout,
                 stack,
                 args.processes.ok_or("--processes is required")?,
-                args.shared.ok_or("--files is required")?,
+                args.shared.unwrap_or(false),
                 args.seconds.unwrap_or(3.0),
+                throughput::Workload::parse(args.workload.as_deref().unwrap_or("success"))?,
             )
         }
         "floor" => {
@@ -324,6 +322,7 @@ fn run(args: Args) -> Result<(), String> {
             module()?,
             args.slot.ok_or("--slot is required")?,
             args.seconds.ok_or("--seconds is required")?,
+            throughput::Workload::parse(args.workload.as_deref().unwrap_or("success"))?,
         ),
         other => Err(format!("unknown command {other:?}")),
     }

@@ -27,13 +27,6 @@ pub struct Timed {
     pub prompts: u32,
     /// pam_authenticate alone: the module's whole work for one login.
     pub authenticate: Duration,
-    /// The part of `authenticate` this thread spent on a CPU, in user space
-    /// or in the kernel; the rest was waiting, mostly for the disk.
-    pub authenticate_cpu: Duration,
-    /// pam_start: reading the service file and loading the module (dlopen).
-    pub start: Duration,
-    /// pam_end: unloading the module (dlclose).
-    pub end: Duration,
     /// pam_start to the end of pam_end, as a login process pays it.
     pub transaction: Duration,
 }
@@ -90,19 +83,15 @@ pub fn transaction(service: &CStr, user: &CStr, answer: &CStr) -> Result<Timed, 
     if rc != PAM_SUCCESS || handle.is_null() {
         return Err(format!("pam_start({service:?}) returned {rc}"));
     }
-    let started = Instant::now();
     let pamh = handle;
     let delay: FailDelayFn = no_fail_delay;
     // SAFETY: live handle; PAM_FAIL_DELAY takes a function of the type
     // `delay` has (checked by the binding), valid for the whole process.
     unsafe { raw::pam_set_item(pamh, PAM_FAIL_DELAY, delay as *const c_void) };
     let before = Instant::now();
-    let cpu_before = thread_cpu_time();
     // SAFETY: live handle; the conversation's data outlives the call.
     let rc = unsafe { raw::pam_authenticate(pamh, 0) };
-    let cpu_after = thread_cpu_time();
     let after = Instant::now();
-    let ending = Instant::now();
     // SAFETY: live handle, ended once and not used afterwards.
     unsafe { raw::pam_end(pamh, rc) };
     let end = Instant::now();
@@ -110,9 +99,6 @@ pub fn transaction(service: &CStr, user: &CStr, answer: &CStr) -> Result<Timed, 
         rc,
         prompts: conversation.prompts,
         authenticate: after - before,
-        authenticate_cpu: cpu_after.saturating_sub(cpu_before),
-        start: started - start,
-        end: end - ending,
         transaction: end - start,
     })
 }
@@ -137,4 +123,42 @@ pub fn strace_marker(text: &str) {
     // SAFETY: writing from a valid buffer of the given length to fd -1,
     // which fails with EBADF without side effects.
     let _ = unsafe { libc::write(-1, text.as_ptr().cast::<c_void>(), text.len()) };
+}
+
+fn c_path(module: &std::path::Path) -> Result<std::ffi::CString, String> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(module.as_os_str().as_bytes())
+        .map_err(|_| format!("{}: a NUL in the path", module.display()))
+}
+
+/// dlopen + dlclose of a module, as libpam does at pam_start and pam_end
+/// (RTLD_NOW).
+pub fn load_and_unload(module: &std::path::Path) -> Result<(), String> {
+    let path = c_path(module)?;
+    // SAFETY: a valid C string; the handle is closed once, below, and no
+    // symbol from it is used.
+    let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW) };
+    if handle.is_null() {
+        return Err(format!("dlopen({}) failed", module.display()));
+    }
+    // SAFETY: the handle dlopen just returned, closed once.
+    unsafe { libc::dlclose(handle) };
+    Ok(())
+}
+
+/// Whether `module` is mapped in this process now: dlopen with
+/// RTLD_NOLOAD returns a handle only for an object already loaded (and then
+/// counts a reference, which is given back at once).
+pub fn is_loaded(module: &std::path::Path) -> bool {
+    let Ok(path) = c_path(module) else {
+        return false;
+    };
+    // SAFETY: a valid C string; RTLD_NOLOAD loads nothing.
+    let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD) };
+    if handle.is_null() {
+        return false;
+    }
+    // SAFETY: gives back the reference the successful dlopen took.
+    unsafe { libc::dlclose(handle) };
+    true
 }

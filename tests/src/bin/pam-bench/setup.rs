@@ -12,12 +12,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// 128 bits, the length Google's `google-authenticator` generates.
 pub const SECRET: &str = "VHXKEKQ4ZJ6G3NWBPRO5LBWH2U";
 
-/// A typical enrollment's file: time-based, each code once, at most 3
-/// logins in 30 s, five scratch codes. A login changes it (a used code, an attempt
-/// counted), so both modules must rewrite it on success and on failure.
+/// A time-based file with five scratch codes and nothing that a valid
+/// code changes (no DISALLOW_REUSE, no RATE_LIMIT): a login with a valid
+/// code writes nothing, one with a scratch code rewrites the file (the
+/// code is consumed), a wrong code is searched for in the clock-skew range
+/// (skew learning is on by default in both modules).
 pub const TOTP_TEMPLATE: &str = "VHXKEKQ4ZJ6G3NWBPRO5LBWH2U\n\
-\" RATE_LIMIT 3 30\n\
-\" DISALLOW_REUSE\n\
 \" TOTP_AUTH\n\
 26447613\n\
 79028419\n\
@@ -103,6 +103,18 @@ impl Layout {
     /// rename then covers only that module's file.
     pub fn totp_secret(&self, stack: Stack) -> PathBuf {
         self.root.join(stack.name()).join("secret")
+    }
+
+    /// The module a stack's service loads, as its service file names it
+    /// (the path libpam dlopens).
+    pub fn module_path(&self, stack: Stack) -> Result<PathBuf, String> {
+        let service = self.services().join(self.totp_service(stack));
+        let text = fs::read_to_string(&service)
+            .map_err(|e| format!("cannot read {}: {e}", service.display()))?;
+        text.split_whitespace()
+            .nth(2)
+            .map(PathBuf::from)
+            .ok_or_else(|| format!("{}: no module path", service.display()))
     }
 
     /// The service of the latency runs.

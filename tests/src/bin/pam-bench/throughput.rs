@@ -3,7 +3,12 @@
 //! distinct files (one user each) or all on one file (one user logging in
 //! from many places, or an attacker's parallel guesses).
 //!
-//! The files are counter-based (HOTP): every attempt moves the counter on
+//! Two workloads. `success` (the figure compared with Google's module): a
+//! valid code on a time-based file that a login does not change
+//! (setup::TOTP_TEMPLATE), the common login. `rewrite`: counter-based
+//! files, where every attempt rewrites the file; see below.
+//!
+//! In `rewrite`, the files are counter-based (HOTP): every attempt moves the counter on
 //! and rewrites the file, so a run can last as long as wanted, with no rate
 //! limit or used-code list to reset in between. Each process reads the
 //! counter from the file and answers with its code; on one file another
@@ -18,11 +23,37 @@
 
 use crate::floor::{self, LockWait};
 use crate::pam::{self, PAM_AUTH_ERR, PAM_SUCCESS};
-use crate::setup::{self, Layout, Stack, HOTP_TEMPLATE, MAX_PROCESSES};
+use crate::setup::{self, Layout, Stack, HOTP_TEMPLATE, MAX_PROCESSES, TOTP_TEMPLATE};
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// What each login of a run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// A valid code, nothing written.
+    Success,
+    /// Counter-based files: every attempt rewrites the file.
+    Rewrite,
+}
+
+impl Workload {
+    pub fn parse(name: &str) -> Result<Workload, String> {
+        match name {
+            "success" => Ok(Workload::Success),
+            "rewrite" => Ok(Workload::Rewrite),
+            other => Err(format!("--workload success or rewrite, not {other:?}")),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Success => "success",
+            Workload::Rewrite => "rewrite",
+        }
+    }
+}
 
 /// What a worker counted.
 #[derive(Debug, Default, Clone, Copy)]
@@ -42,14 +73,19 @@ pub fn run(
     processes: usize,
     shared: bool,
     seconds: f64,
+    workload: Workload,
 ) -> Result<(), String> {
     if !(1..=MAX_PROCESSES).contains(&processes) {
         return Err(format!("--processes must be 1 to {MAX_PROCESSES}"));
     }
     let files = if shared { 1 } else { processes };
+    let template = match workload {
+        Workload::Success => TOTP_TEMPLATE,
+        Workload::Rewrite => HOTP_TEMPLATE,
+    };
     for slot in 0..files {
         let path = layout.hotp_secret(stack, slot);
-        setup::install_fresh(&path, HOTP_TEMPLATE.as_bytes())
+        setup::install_fresh(&path, template.as_bytes())
             .map_err(|e| format!("cannot install {}: {e}", path.display()))?;
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
@@ -66,6 +102,7 @@ pub fn run(
             .arg(&dir)
             .args(["--module", stack.name(), "--slot", &slot.to_string()])
             .args(["--seconds", &seconds.to_string()])
+            .args(["--workload", workload.name()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -81,7 +118,12 @@ pub fn run(
         }
         workers.push((child, out));
     }
-    let before = counters(layout, stack, files)?;
+    let counted = workload == Workload::Rewrite;
+    let before = if counted {
+        counters(layout, stack, files)?
+    } else {
+        Vec::new()
+    };
     for (child, _) in &mut workers {
         let stdin = child.stdin.as_mut().expect("piped");
         stdin
@@ -109,9 +151,27 @@ pub fn run(
         total.errors += errors;
         longest = longest.max(Duration::from_nanos(nanos));
     }
+    let secs = longest.as_secs_f64();
+    if !counted {
+        if total.errors + total.failures > 0 {
+            return Err(format!(
+                "{}: {} of {} logins failed",
+                stack.label(),
+                total.errors + total.failures,
+                total.attempts
+            ));
+        }
+        println!(
+            "throughput {:<9} success, {processes} processes, distinct files: {:>7.0} logins/s \
+             ({} logins in {secs:.2} s)",
+            stack.label(),
+            total.attempts as f64 / secs,
+            total.attempts,
+        );
+        return Ok(());
+    }
     let after = counters(layout, stack, files)?;
     let saved: u64 = after.iter().zip(&before).map(|(a, b)| a - b).sum();
-    let secs = longest.as_secs_f64();
     println!(
         "{:<9} {processes} processes, {:<14}: {:>6.0} attempts/s, {:>6.0} successful logins/s, \
          {:>6.0} saved updates/s ({} attempts, {} saved, {} errors)",
@@ -150,11 +210,23 @@ pub fn worker(
     stack: Stack,
     slot: usize,
     seconds: f64,
+    workload: Workload,
 ) -> Result<(), String> {
     let path = layout.hotp_secret(stack, slot);
     let service = CString::new(layout.hotp_service(stack, slot)).expect("no NUL");
-    let attempt = |counts: &mut Counts| -> Result<(), String> {
-        let (code, _) = setup::hotp_code_from(&path)?;
+    let secret = setup::secret();
+    let mut valid = (String::new(), Instant::now() - Duration::from_secs(60));
+    let mut attempt = |counts: &mut Counts| -> Result<(), String> {
+        let code = match workload {
+            Workload::Rewrite => setup::hotp_code_from(&path)?.0,
+            Workload::Success => {
+                // The code for now, computed again every 5 s (not per login).
+                if valid.1.elapsed() > Duration::from_secs(5) {
+                    valid = (setup::code_now(&secret), Instant::now());
+                }
+                valid.0.clone()
+            }
+        };
         let code = CString::new(code).expect("digits");
         let timed = pam::transaction(&service, user, &code)?;
         counts.attempts += 1;
