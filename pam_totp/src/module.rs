@@ -50,7 +50,7 @@ use crate::policy::{self, in_grace_period, Accepted, Decision, Pass, Rejected};
 use crate::root_store::{self, NameProblem, RootStore};
 use crate::secret_file::{ParseError, ParseErrorKind, SecretFile};
 use crate::store::{self, AccessRules, Identity, StoreError};
-use nix::unistd::{Gid, Uid, User};
+use nix::unistd::{Uid, User};
 use std::cell::RefCell;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -227,16 +227,9 @@ pub fn authenticate_with<A: AsRef<[u8]>>(
     authenticate_with_accounts(pam, args, clock, &SystemAccounts, commit_check)
 }
 
-/// A user's account, as the module needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    /// The account's own name (`pw_name`), which may differ from the name
-    /// it was looked up by (case-insensitive or aliasing user databases).
-    pub name: String,
-    pub uid: Uid,
-    pub gid: Gid,
-    pub home: PathBuf,
-}
+/// A user's account, as the module needs it; `name` is the account's own
+/// name (`pw_name`), which may differ from the name it was looked up by.
+pub use crate::account::Account;
 
 /// Where user names are looked up: the system's user database
 /// ([`SystemAccounts`]) in the module; a fixed table in tests and the fuzz
@@ -617,7 +610,11 @@ impl Session<'_> {
         // ${USER} is the account's own name: with a directory service that
         // matches names case-insensitively or by alias, `ALICE` must find
         // alice's file, not a missing one that nullok would let through.
-        let canonical = own_name.unwrap_or_else(|| canonical_name(user));
+        let canonical = own_name.unwrap_or_else(|| {
+            self.accounts
+                .lookup(user)
+                .map_or_else(|| user.to_owned(), |account| account.name)
+        });
         if canonical != user {
             self.pam.log(
                 Priority::Info,
@@ -1030,15 +1027,6 @@ fn code_candidates(input: &[u8], bare_only: bool) -> Vec<Candidate<'_>> {
         }
     }
     candidates
-}
-
-/// The account's own name (`pw_name`) for the name the user typed, or that
-/// name if the user database has no such account.
-fn canonical_name(user: &str) -> String {
-    User::from_name(user)
-        .ok()
-        .flatten()
-        .map_or_else(|| user.to_owned(), |account| account.name)
 }
 
 #[cfg(test)]
