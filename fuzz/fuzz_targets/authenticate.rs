@@ -170,6 +170,9 @@ impl Pam for FakePam<'_> {
         }
         (!self.conversation_fails).then(|| Zeroizing::new(self.answer.clone()))
     }
+    fn tell_error(&mut self, message: &str) {
+        self.logs.borrow_mut().push(message.to_owned());
+    }
     fn log(&self, _priority: Priority, message: &str) {
         self.logs.borrow_mut().push(message.to_owned());
     }
@@ -225,6 +228,8 @@ fn holds_a_code_of(file: &SecretFile, input: &[u8], now: u64, learn_skew: bool) 
             )
         }
         Mode::Counter { next } => (vec![next as i64], 0, i64::from(settings.window)),
+        // Only scratch codes open such a file.
+        Mode::ScratchOnly => return false,
     };
     bases.iter().any(|&base| {
         (base.saturating_sub(low)..=base.saturating_add(high))
@@ -286,6 +291,7 @@ fuzz_target!(|data: &[u8]| {
                 let step = match file.settings().mode {
                     Mode::Time { step_seconds } => time_step(now, step_seconds.max(1)),
                     Mode::Counter { next } => next,
+                    Mode::ScratchOnly => time_step(now, 30),
                 };
                 let counter = step.wrapping_add_signed(i64::from(answer_arg as i8));
                 Some(format!("{:06}", hotp(file.secret(), counter)))
@@ -383,7 +389,7 @@ fuzz_target!(|data: &[u8]| {
                 "success without a code, scratch code or grace period"
             );
         }
-        Status::AuthErr | Status::ServiceErr | Status::ConvErr => {}
+        Status::AuthErr | Status::ServiceErr | Status::ConvErr | Status::AuthInfoUnavail => {}
     }
 
     // The file afterwards.
