@@ -510,6 +510,7 @@ impl Login<'_> {
             }
             let finished = driver.finish(self.timeout);
             if attempt < system::PAM_WRAPPER_START_ATTEMPTS && finished.could_not_start() {
+                finished.report_restart();
                 continue;
             }
             return self.outcome(finished);
@@ -542,6 +543,10 @@ impl Login<'_> {
                 .collect();
             let retry = finished.iter().any(Finished::could_not_start);
             if retry && attempt < system::PAM_WRAPPER_START_ATTEMPTS {
+                finished
+                    .iter()
+                    .filter(|f| f.could_not_start())
+                    .for_each(Finished::report_restart);
                 if let (Some(bytes), Some(mode)) = (&before, mode) {
                     self.scenario.write_file_with_mode(&secret, bytes, mode);
                 }
@@ -733,6 +738,14 @@ impl Finished {
     fn could_not_start(&self) -> bool {
         system::pam_wrapper_could_not_start(&self.stderr, &self.stdout)
     }
+
+    /// Says (in the test's captured output) why the login starts again.
+    fn report_restart(&self) {
+        eprintln!(
+            "pam_wrapper could not start the driver; starting it again:\n{}",
+            self.stderr.trim_end()
+        );
+    }
 }
 
 impl Driver {
@@ -860,7 +873,10 @@ fn write_other_service(service_dir: &Path) {
 /// the same moment can end up with the same copy, that is with each other's
 /// service files: a scenario would then run another scenario's options or
 /// secret file (seen: a `nullok` outcome in a test without `nullok`). So
-/// the scenarios of a test binary run their drivers one at a time. (Races
+/// the scenarios of a test binary run their drivers one at a time. (Across
+/// test binaries and checkouts, pam-driver takes a machine-wide lock around
+/// pam_start and stops before authenticating when its copy was shared
+/// anyway; see `lock_pam_wrapper_start` in src/bin/pam-driver.rs.) (Races
 /// on purpose, in tests/tests/concurrency.rs, start identical processes
 /// from one service directory, where a shared copy changes nothing.)
 const MAX_CONCURRENT_DRIVERS: usize = 1;
