@@ -10,7 +10,7 @@
 
 mod ops;
 
-use ops::{have, is_root, run, skip_unless, stdout};
+use ops::{have, run, skip_unless, stdout};
 use pam_totp_tests::system::{pam_wrapper_module, system_module};
 use pam_totp_tests::{code, oath, Module, Outcome, Scenario};
 use std::fs;
@@ -452,14 +452,15 @@ impl SshRig {
 }
 
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn sshd_examples_through_a_real_sshd_with_the_drop_in() {
-    if skip_unless(
-        is_root(),
-        "needs root (users, /etc/pam.d/<test service>, sshd)",
-    ) || skip_unless(
-        have("/usr/sbin/sshd") && have("ssh") && have("oathtool"),
-        "needs openssh-server, openssh-client and oathtool",
-    ) {
+    // Root: users, /etc/pam.d/<test service>, sshd.
+    if !pam_totp_tests::require_root()
+        || skip_unless(
+            have("/usr/sbin/sshd") && have("ssh") && have("oathtool"),
+            "needs openssh-server, openssh-client and oathtool",
+        )
+    {
         return;
     }
     ops::use_installed_module_name();

@@ -13,28 +13,11 @@ pub fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// Whether a skipped test must fail instead: CI sets PAM_TOTP_REQUIRE_ALL=1
-/// so that a missing package or missing root cannot pass as green.
-pub fn require_all() -> bool {
-    std::env::var("PAM_TOTP_REQUIRE_ALL").is_ok_and(|v| v == "1")
-}
-
 /// Skips the calling test loudly (returns true) when `missing` says what is
-/// missing; under PAM_TOTP_REQUIRE_ALL=1 it fails instead.
+/// missing; under PAM_TOTP_REQUIRE_ALL=1 it fails instead
+/// ([`pam_totp_tests::skip_or_fail`]).
 pub fn skip_unless(available: bool, missing: &str) -> bool {
-    if available {
-        return false;
-    }
-    assert!(
-        !require_all(),
-        "PAM_TOTP_REQUIRE_ALL=1 but this test cannot run: {missing}"
-    );
-    eprintln!("SKIPPED (not a pass): {missing}");
-    true
-}
-
-pub fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
+    !pam_totp_tests::prerequisite(available, missing)
 }
 
 /// Whether `program` is on PATH (or an absolute path that exists).
