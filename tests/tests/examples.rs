@@ -408,46 +408,14 @@ impl SshRig {
     /// Logs `user` in with their key and `answer` to each keyboard-interactive
     /// prompt; returns whether the command ran, and the prompts seen.
     fn login(&self, user: &str, answer: &str) -> (bool, Vec<String>) {
-        let answer_file = self.dir.join("answer");
-        let prompts_file = self.dir.join("prompts");
-        fs::write(&answer_file, answer).unwrap();
-        let _ = fs::remove_file(&prompts_file);
-        let askpass = self.dir.join("askpass");
-        fs::write(
-            &askpass,
-            format!(
-                "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\ncat '{}'\n",
-                prompts_file.display(),
-                answer_file.display()
-            ),
+        ops::ssh_login(
+            &self.dir,
+            &self.dir.join(format!("{user}_key")),
+            self.port,
+            user,
+            answer,
+            "pam_totp-example-ok",
         )
-        .unwrap();
-        fs::set_permissions(&askpass, fs::Permissions::from_mode(0o700)).unwrap();
-        let output = Command::new("ssh")
-            .args(["-F", "/dev/null", "-i"])
-            .arg(self.dir.join(format!("{user}_key")))
-            .args(["-p", &self.port.to_string()])
-            .args(["-o", "StrictHostKeyChecking=no"])
-            .args(["-o", "UserKnownHostsFile=/dev/null"])
-            .args([
-                "-o",
-                "PreferredAuthentications=publickey,keyboard-interactive",
-            ])
-            .args(["-o", "NumberOfPasswordPrompts=1"])
-            .args(["-o", "ConnectTimeout=20"])
-            .arg(format!("{user}@127.0.0.1"))
-            .arg("echo pam_totp-example-ok")
-            .env("SSH_ASKPASS", &askpass)
-            .env("SSH_ASKPASS_REQUIRE", "force")
-            .env("DISPLAY", ":0")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let ran = output.status.success() && stdout(&output).contains("pam_totp-example-ok");
-        let prompts = fs::read_to_string(&prompts_file)
-            .map(|t| t.lines().map(str::to_owned).collect())
-            .unwrap_or_default();
-        (ran, prompts)
     }
 }
 
