@@ -454,8 +454,13 @@ fn gettid() -> i32 {
 /// user's groups, no other thread of the process changes, and the groups
 /// come back afterwards, on success and on failure.
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn groups_are_switched_on_this_thread_only_and_restored() {
     if !am_root() {
+        assert!(
+            std::env::var_os("PAM_TOTP_REQUIRE_ALL").is_none_or(|v| v != "1"),
+            "PAM_TOTP_REQUIRE_ALL=1 but this test needs root"
+        );
         eprintln!("SKIPPED groups_are_switched_on_this_thread_only_and_restored: needs root");
         return;
     }
