@@ -483,8 +483,10 @@ fn sshd_settings_that_skip_or_block_the_code() {
 }
 
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn this_machines_own_configuration() {
-    if !prepare() {
+    // Root: the machine's sshd -T (host keys) and /etc/shadow are root's.
+    if !pam_totp_tests::require_root() || !prepare() {
         return;
     }
     let out = Command::new(env!("CARGO_BIN_EXE_pam_totp-check"))

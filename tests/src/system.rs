@@ -278,9 +278,9 @@ pub fn remove_stale_pam_wrapper_dirs() {
 pub const PAM_WRAPPER_START_ATTEMPTS: usize = 5;
 
 /// What pam-driver writes on stderr when it finds, after pam_start, that
-/// pam_wrapper's `/tmp/pam.X` copy was shared with another process (so
-/// libpam may have read that process's service files); it then stops
-/// before pam_authenticate.
+/// pam_wrapper's `/tmp/pam.X` copy was shared with another process whose
+/// service files libpam may have read; it then stops before
+/// pam_authenticate.
 pub const PAM_WRAPPER_SLOT_SHARED: &str =
     "pam-driver: pam_wrapper slot shared with another process";
 

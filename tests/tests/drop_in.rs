@@ -266,6 +266,18 @@ fn point_11_user_option() {
                 .answer(code_at(0)),
         ),
     );
+}
+
+/// Google's module switches to the `user=` account before it finds that
+/// `~` cannot go with it: only root can, so only root sees the same.
+#[test]
+#[ignore = "needs root: tests/run-all"]
+fn point_11_user_option_with_a_home_secret() {
+    if !pam_totp_tests::require_root() {
+        return;
+    }
+    let uid = nix::unistd::Uid::effective().as_raw().to_string();
+    let pair = Pair::new(&totp(""));
     let both = pair.login(
         &Attempt::at(T)
             .option(format!("user={uid}"))

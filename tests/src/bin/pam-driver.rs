@@ -312,14 +312,12 @@ fn run(args: Args) -> ExitCode {
         appdata_ptr: ptr::addr_of_mut!(conversation).cast::<c_void>(),
     };
     let mut handle: *mut PamHandle = ptr::null_mut();
-    let start_lock = lock_pam_wrapper_start();
     // SAFETY: valid C strings and conversation; libpam copies service and
     // user, and keeps pointers to `pam_conv` and `conversation`, which live
     // until the end of this function, after pam_end. `conversation` is not
     // touched here again, so the callback's `&mut` to it is the only one.
     let rc = unsafe { sys::pam_start(service.as_ptr(), user.as_ptr(), &pam_conv, &mut handle) };
     let slot = pam_wrapper_slot_is_ours();
-    drop(start_lock);
     record_code("start", rc);
     if rc != PAM_SUCCESS || handle.is_null() {
         return exit_code();
@@ -366,48 +364,21 @@ fn run(args: Args) -> ExitCode {
     exit_code()
 }
 
-/// Where pam-drivers take turns to start pam_wrapper (any user may lock it).
-const START_LOCK: &str = "/tmp/pam_totp_tests-pam_wrapper-start.lock";
-
-/// pam_wrapper picks its per-process copy of the service directory,
-/// `/tmp/pam.X` (one character X, machine-wide), by checking that the
-/// directory does not exist and then creating it, and goes on when the
-/// creation fails: two processes starting together can share one copy,
-/// each overwriting the other's service files, so one of them runs the
-/// other's module, options and secret file. pam-drivers therefore start
-/// pam_wrapper one at a time (until libpam has read its configuration in
-/// pam_start); the lock is released with the returned file. Processes that
-/// do not take the lock can still collide, which
-/// [`pam_wrapper_slot_is_ours`] detects. None when pam_wrapper is not in
-/// use or the lock cannot be had (the check still applies).
-fn lock_pam_wrapper_start() -> Option<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if std::env::var_os("PAM_WRAPPER").is_none_or(|v| v != "1") {
-        return None;
-    }
-    // Opened for reading when it exists: the file may belong to another
-    // user (root's runs and a normal user's share /tmp), and flock needs
-    // no write access.
-    let file = std::fs::File::open(START_LOCK).or_else(|_| {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(START_LOCK)
-    });
-    let file = file.ok()?;
-    file.lock().ok()?;
-    Some(file)
-}
-
-/// Whether pam_wrapper's copy of the service directory (named by
-/// `PAM_WRAPPER_RUNTIME_DIR`, which it sets in pam_start) is this
-/// process's alone: its `pid` file names this process and every service
-/// file is the same as in `PAM_WRAPPER_SERVICE_DIR`. Checked after
-/// pam_start, when libpam has read the files: a process sharing the copy
-/// writes its own files there before reading, so if libpam read another
-/// process's files, they are still there (or the copy is gone).
+/// Whether libpam read this process's own service files. pam_wrapper
+/// (from its library constructor, before `main`) copies the service
+/// directory to a per-process `/tmp/pam.X` (one character X,
+/// machine-wide) that it picks by checking that the directory does not
+/// exist and then creating it; when the creation fails it goes on in the
+/// existing one. Two processes starting together (another test binary,
+/// another checkout's tests) can so share one copy, each overwriting the
+/// other's files, and libpam reads them in pam_start: a login would run
+/// another process's module, options and secret file. Checked after
+/// pam_start: every file of `PAM_WRAPPER_SERVICE_DIR` must be the same in
+/// the copy (`PAM_WRAPPER_RUNTIME_DIR`). A process sharing the copy
+/// writes its files there before libpam reads, so if libpam read another
+/// process's files, they are still there (or the copy is gone). A copy
+/// shared with a process whose files are the same (the drivers of one
+/// race) changes nothing and passes.
 fn pam_wrapper_slot_is_ours() -> Result<(), String> {
     let (Some(copy), Some(source)) = (
         std::env::var_os("PAM_WRAPPER_RUNTIME_DIR"),
@@ -416,14 +387,6 @@ fn pam_wrapper_slot_is_ours() -> Result<(), String> {
         return Ok(());
     };
     let copy = std::path::PathBuf::from(copy);
-    let pid = std::fs::read_to_string(copy.join("pid")).unwrap_or_default();
-    if pid.trim() != std::process::id().to_string() {
-        return Err(format!(
-            "{} names process {pid:?}, not {}",
-            copy.join("pid").display(),
-            std::process::id()
-        ));
-    }
     let entries = std::fs::read_dir(&source).map_err(|e| format!("cannot list {source:?}: {e}"))?;
     for entry in entries {
         let entry = entry.map_err(|e| format!("cannot list {source:?}: {e}"))?;
