@@ -403,6 +403,17 @@ fn test_account(name: &str, uid: u32) -> (u32, u32) {
 
 /// A secret file owned by `owner` in its own directory `dir_name` with
 /// `dir_mode`, owned by `owner` too; returns the file's path.
+/// A scenario of ours at `T` with no default options, and its secret file
+/// (in `dir_name`, mode `dir_mode`) owned by the account `tk_harden`.
+fn tk_harden_scenario(dir_name: &str, dir_mode: u32) -> (Scenario, std::path::PathBuf) {
+    let account = test_account("tk_harden", 24_310);
+    let scenario = Scenario::new(Module::Ours)
+        .options(Vec::<String>::new())
+        .at(T);
+    let secret = owned_secret(&scenario, account, dir_name, dir_mode);
+    (scenario, secret)
+}
+
 fn owned_secret(
     scenario: &Scenario,
     owner: (u32, u32),
@@ -427,11 +438,7 @@ fn a_directory_the_user_cannot_read_does_not_turn_a_saved_login_into_a_refusal()
     if !pam_totp_tests::require_root() {
         return;
     }
-    let account = test_account("tk_harden", 24_310);
-    let scenario = Scenario::new(Module::Ours)
-        .options(Vec::<String>::new())
-        .at(T);
-    let secret = owned_secret(&scenario, account, "write-only", 0o300);
+    let (scenario, secret) = tk_harden_scenario("write-only", 0o300);
     let login = || {
         scenario
             .login()
@@ -631,11 +638,7 @@ fn a_user_name_in_another_case_finds_the_accounts_file() {
     if !pam_totp_tests::require_root() {
         return;
     }
-    let account = test_account("tk_harden", 24_310);
-    let scenario = Scenario::new(Module::Ours)
-        .options(Vec::<String>::new())
-        .at(T);
-    let secret = owned_secret(&scenario, account, "by-name", 0o755);
+    let (scenario, secret) = tk_harden_scenario("by-name", 0o755);
     let dir = secret.parent().unwrap();
     let file = dir.join("tk_harden");
     fs::rename(&secret, &file).unwrap();
@@ -793,11 +796,7 @@ fn without_the_privilege_to_switch_groups_the_login_is_refused() {
     if !pam_totp_tests::require_root() {
         return;
     }
-    let account = test_account("tk_harden", 24_310);
-    let scenario = Scenario::new(Module::Ours)
-        .options(Vec::<String>::new())
-        .at(T);
-    let secret = owned_secret(&scenario, account, "no-setgid", 0o755);
+    let (scenario, secret) = tk_harden_scenario("no-setgid", 0o755);
     let shim = build_shim(scenario.dir(), "without_setgid", WITHOUT_SETGID);
     let outcome = scenario
         .login()
