@@ -262,16 +262,8 @@ struct SshRig {
 
 impl Drop for SshRig {
     fn drop(&mut self) {
-        if let Some(mut sshd) = self.sshd.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &sshd.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while matches!(sshd.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = sshd.kill();
-            let _ = sshd.wait();
+        if let Some(sshd) = self.sshd.take() {
+            ops::stop(sshd);
         }
         for user in &self.users {
             let _ = Command::new("userdel").args(["-r", "-f", user]).output();

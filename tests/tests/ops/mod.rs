@@ -101,6 +101,20 @@ pub fn ssh_login(
     (ran, prompts)
 }
 
+/// Stops a server started for a test: SIGTERM lets it close its
+/// connections; SIGKILL only if it has not ended within 10 s.
+pub fn stop(mut server: std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while matches!(server.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
