@@ -510,6 +510,7 @@ impl Login<'_> {
             }
             let finished = driver.finish(self.timeout);
             if attempt < system::PAM_WRAPPER_START_ATTEMPTS && finished.could_not_start() {
+                finished.report_restart();
                 continue;
             }
             return self.outcome(finished);
@@ -542,6 +543,10 @@ impl Login<'_> {
                 .collect();
             let retry = finished.iter().any(Finished::could_not_start);
             if retry && attempt < system::PAM_WRAPPER_START_ATTEMPTS {
+                finished
+                    .iter()
+                    .filter(|f| f.could_not_start())
+                    .for_each(Finished::report_restart);
                 if let (Some(bytes), Some(mode)) = (&before, mode) {
                     self.scenario.write_file_with_mode(&secret, bytes, mode);
                 }
@@ -852,6 +857,25 @@ struct Finished {
 impl Finished {
     fn could_not_start(&self) -> bool {
         system::pam_wrapper_could_not_start(&self.stderr, &self.stdout)
+            || self.ended_before_pam_start()
+    }
+
+    /// pam-driver writes its first record as soon as pam_start returns, and
+    /// exits 1 only when stdout cannot be written. Exit 1 with no record at
+    /// all is pam_wrapper ending the process inside pam_start, some of
+    /// whose exits say nothing (e.g. it cannot write the `pid` file in a
+    /// `/tmp/pam.X` that another user's process created at the same
+    /// moment): no module ran.
+    fn ended_before_pam_start(&self) -> bool {
+        self.status.is_some_and(|s| s.code() == Some(1)) && self.stdout.is_empty()
+    }
+
+    /// Says (in the test's captured output) why the login starts again.
+    fn report_restart(&self) {
+        eprintln!(
+            "pam_wrapper could not start the driver; starting it again:\n{}",
+            self.stderr.trim_end()
+        );
     }
 }
 
@@ -980,7 +1004,10 @@ fn write_other_service(service_dir: &Path) {
 /// the same moment can end up with the same copy, that is with each other's
 /// service files: a scenario would then run another scenario's options or
 /// secret file (seen: a `nullok` outcome in a test without `nullok`). So
-/// the scenarios of a test binary run their drivers one at a time. (Races
+/// the scenarios of a test binary run their drivers one at a time. (Across
+/// test binaries and checkouts, pam-driver checks after pam_start that
+/// libpam read its own files, and stops before authenticating if not; see
+/// `pam_wrapper_slot_is_ours` in src/bin/pam-driver.rs.) (Races
 /// on purpose, in tests/tests/concurrency.rs, start identical processes
 /// from one service directory, where a shared copy changes nothing.)
 const MAX_CONCURRENT_DRIVERS: usize = 1;

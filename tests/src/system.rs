@@ -277,11 +277,20 @@ pub fn remove_stale_pam_wrapper_dirs() {
 /// not give it a slot.
 pub const PAM_WRAPPER_START_ATTEMPTS: usize = 5;
 
+/// What pam-driver writes on stderr when it finds, after pam_start, that
+/// pam_wrapper's `/tmp/pam.X` copy was shared with another process whose
+/// service files libpam may have read; it then stops before
+/// pam_authenticate.
+pub const PAM_WRAPPER_SLOT_SHARED: &str =
+    "pam-driver: pam_wrapper slot shared with another process";
+
 /// Whether a process's stderr says pam_wrapper failed to start it. Two live
-/// processes racing for the same `/tmp/pam.X` slot usually end with one
-/// moving on to another slot ("File exists", harmless), but sometimes with
+/// processes racing for the same `/tmp/pam.X` slot end with one of them
+/// failing to create it ("File exists") and going on in the other's copy:
+/// then one may read the other's service files (pam-driver checks for that
+/// after pam_start and stops, [`PAM_WRAPPER_SLOT_SHARED`]), fail with
 /// "Failed to copy config files" (PAM then falls back to the system's
-/// configuration) or in a copy libpam cannot read ("pam_start: failed to
+/// configuration), or find a copy libpam cannot read ("pam_start: failed to
 /// initialize handlers"). Nothing of the module ran, so starting the
 /// process again is safe and hides nothing.
 ///
@@ -291,7 +300,8 @@ pub const PAM_WRAPPER_START_ATTEMPTS: usize = 5;
 /// normal user cannot remove).
 pub fn pam_wrapper_could_not_start(stderr: &str, stdout: &str) -> bool {
     let no_dir = stderr.contains("pwrap_init: Failed to create pam_wrapper config dir");
-    stderr.contains("pwrap_init: Failed to copy config files")
+    stderr.contains(PAM_WRAPPER_SLOT_SHARED)
+        || stderr.contains("pwrap_init: Failed to copy config files")
         || (no_dir && stderr.contains("pam_start: failed to initialize handlers"))
         || (no_dir && stdout.is_empty())
 }

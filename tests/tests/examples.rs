@@ -10,7 +10,7 @@
 
 mod ops;
 
-use ops::{have, is_root, run, skip_unless, stdout};
+use ops::{have, run, skip_unless, stdout};
 use pam_totp_tests::system::{pam_wrapper_module, system_module};
 use pam_totp_tests::{code, oath, Module, Outcome, Scenario};
 use std::fs;
@@ -262,16 +262,8 @@ struct SshRig {
 
 impl Drop for SshRig {
     fn drop(&mut self) {
-        if let Some(mut sshd) = self.sshd.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &sshd.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while matches!(sshd.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = sshd.kill();
-            let _ = sshd.wait();
+        if let Some(sshd) = self.sshd.take() {
+            ops::stop(sshd);
         }
         for user in &self.users {
             let _ = Command::new("userdel").args(["-r", "-f", user]).output();
@@ -408,58 +400,27 @@ impl SshRig {
     /// Logs `user` in with their key and `answer` to each keyboard-interactive
     /// prompt; returns whether the command ran, and the prompts seen.
     fn login(&self, user: &str, answer: &str) -> (bool, Vec<String>) {
-        let answer_file = self.dir.join("answer");
-        let prompts_file = self.dir.join("prompts");
-        fs::write(&answer_file, answer).unwrap();
-        let _ = fs::remove_file(&prompts_file);
-        let askpass = self.dir.join("askpass");
-        fs::write(
-            &askpass,
-            format!(
-                "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\ncat '{}'\n",
-                prompts_file.display(),
-                answer_file.display()
-            ),
+        ops::ssh_login(
+            &self.dir,
+            &self.dir.join(format!("{user}_key")),
+            self.port,
+            user,
+            answer,
+            "pam_totp-example-ok",
         )
-        .unwrap();
-        fs::set_permissions(&askpass, fs::Permissions::from_mode(0o700)).unwrap();
-        let output = Command::new("ssh")
-            .args(["-F", "/dev/null", "-i"])
-            .arg(self.dir.join(format!("{user}_key")))
-            .args(["-p", &self.port.to_string()])
-            .args(["-o", "StrictHostKeyChecking=no"])
-            .args(["-o", "UserKnownHostsFile=/dev/null"])
-            .args([
-                "-o",
-                "PreferredAuthentications=publickey,keyboard-interactive",
-            ])
-            .args(["-o", "NumberOfPasswordPrompts=1"])
-            .args(["-o", "ConnectTimeout=20"])
-            .arg(format!("{user}@127.0.0.1"))
-            .arg("echo pam_totp-example-ok")
-            .env("SSH_ASKPASS", &askpass)
-            .env("SSH_ASKPASS_REQUIRE", "force")
-            .env("DISPLAY", ":0")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let ran = output.status.success() && stdout(&output).contains("pam_totp-example-ok");
-        let prompts = fs::read_to_string(&prompts_file)
-            .map(|t| t.lines().map(str::to_owned).collect())
-            .unwrap_or_default();
-        (ran, prompts)
     }
 }
 
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn sshd_examples_through_a_real_sshd_with_the_drop_in() {
-    if skip_unless(
-        is_root(),
-        "needs root (users, /etc/pam.d/<test service>, sshd)",
-    ) || skip_unless(
-        have("/usr/sbin/sshd") && have("ssh") && have("oathtool"),
-        "needs openssh-server, openssh-client and oathtool",
-    ) {
+    // Root: users, /etc/pam.d/<test service>, sshd.
+    if !pam_totp_tests::require_root()
+        || skip_unless(
+            have("/usr/sbin/sshd") && have("ssh") && have("oathtool"),
+            "needs openssh-server, openssh-client and oathtool",
+        )
+    {
         return;
     }
     ops::use_installed_module_name();

@@ -19,20 +19,6 @@ const T: u64 = 1_000_000_020;
 /// test's range (tk_, 24300-24399).
 const USER_UID: u32 = 24_301;
 
-/// True when the test may run; false (after saying why) when it needs root
-/// and does not have it. With `PAM_TOTP_REQUIRE_ALL=1` a skip is a failure.
-fn have_root(test: &str) -> bool {
-    if pam_totp_tests::system::current_user().0 == 0 {
-        return true;
-    }
-    assert!(
-        std::env::var_os("PAM_TOTP_REQUIRE_ALL").is_none_or(|v| v != "1"),
-        "{test} needs root, and PAM_TOTP_REQUIRE_ALL=1 forbids skipping it"
-    );
-    eprintln!("SKIPPED {test}: needs root");
-    false
-}
-
 fn secret_file_with_reuse() -> String {
     format!("{SECRET}\n\" TOTP_AUTH\n\" DISALLOW_REUSE\n")
 }
@@ -53,8 +39,9 @@ fn mkdir_mode(path: &Path, mode: u32) {
 /// not check, accept or rewrite that file. A symlink only root can change
 /// is still followed.
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn a_user_controlled_symlink_on_the_way_is_not_followed() {
-    if !have_root("a_user_controlled_symlink_on_the_way_is_not_followed") {
+    if !pam_totp_tests::require_root() {
         return;
     }
     let scenario = Scenario::new(Module::Ours)
@@ -230,8 +217,9 @@ impl Drop for WriteOnDrop {
 /// judged after the lock is held: neither undone by the rewrite nor
 /// ignored.
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn a_change_of_mode_or_owner_while_waiting_for_the_lock_is_judged() {
-    if !have_root("a_change_of_mode_or_owner_while_waiting_for_the_lock_is_judged") {
+    if !pam_totp_tests::require_root() {
         return;
     }
     for change in ["chmod", "chown"] {
@@ -415,6 +403,17 @@ fn test_account(name: &str, uid: u32) -> (u32, u32) {
 
 /// A secret file owned by `owner` in its own directory `dir_name` with
 /// `dir_mode`, owned by `owner` too; returns the file's path.
+/// A scenario of ours at `T` with no default options, and its secret file
+/// (in `dir_name`, mode `dir_mode`) owned by the account `tk_harden`.
+fn tk_harden_scenario(dir_name: &str, dir_mode: u32) -> (Scenario, std::path::PathBuf) {
+    let account = test_account("tk_harden", 24_310);
+    let scenario = Scenario::new(Module::Ours)
+        .options(Vec::<String>::new())
+        .at(T);
+    let secret = owned_secret(&scenario, account, dir_name, dir_mode);
+    (scenario, secret)
+}
+
 fn owned_secret(
     scenario: &Scenario,
     owner: (u32, u32),
@@ -434,15 +433,12 @@ fn owned_secret(
 /// Finding 5. In a directory the user may write but not read, the update
 /// is committed (the code recorded) and the login must then succeed.
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn a_directory_the_user_cannot_read_does_not_turn_a_saved_login_into_a_refusal() {
-    if !have_root("a_directory_the_user_cannot_read_does_not_turn_a_saved_login_into_a_refusal") {
+    if !pam_totp_tests::require_root() {
         return;
     }
-    let account = test_account("tk_harden", 24_310);
-    let scenario = Scenario::new(Module::Ours)
-        .options(Vec::<String>::new())
-        .at(T);
-    let secret = owned_secret(&scenario, account, "write-only", 0o300);
+    let (scenario, secret) = tk_harden_scenario("write-only", 0o300);
     let login = || {
         scenario
             .login()
@@ -561,8 +557,9 @@ impl Drop for CallerGroups {
 /// not open a `root:root 0770` directory the user cannot enter; the user's
 /// own groups do.
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn the_callers_groups_do_not_reach_the_file_and_the_users_own_do() {
-    if !have_root("the_callers_groups_do_not_reach_the_file_and_the_users_own_do") {
+    if !pam_totp_tests::require_root() {
         return;
     }
     let (uid, gid) = test_account("tk_harden", 24_310);
@@ -636,15 +633,12 @@ struct passwd *getpwnam(const char *name) {
 /// account's own name), so the second factor is asked for, not skipped;
 /// the log names both.
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn a_user_name_in_another_case_finds_the_accounts_file() {
-    if !have_root("a_user_name_in_another_case_finds_the_accounts_file") {
+    if !pam_totp_tests::require_root() {
         return;
     }
-    let account = test_account("tk_harden", 24_310);
-    let scenario = Scenario::new(Module::Ours)
-        .options(Vec::<String>::new())
-        .at(T);
-    let secret = owned_secret(&scenario, account, "by-name", 0o755);
+    let (scenario, secret) = tk_harden_scenario("by-name", 0o755);
     let dir = secret.parent().unwrap();
     let file = dir.join("tk_harden");
     fs::rename(&secret, &file).unwrap();
@@ -726,8 +720,9 @@ fn an_out_of_range_hotp_counter_is_a_broken_file() {
 /// With `nullok` an unenrolled user is not prompted: that is what `nullok`
 /// means, and it is the one difference left.
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn refusals_look_the_same_whoever_is_refused() {
-    if !have_root("refusals_look_the_same_whoever_is_refused") {
+    if !pam_totp_tests::require_root() {
         return;
     }
     test_account("tk_harden", 24_310);
@@ -796,15 +791,12 @@ __attribute__((constructor)) static void drop_setgid(void) {
 /// Finding 4. A module that cannot set the user's groups does not go on
 /// with the caller's: the login is refused.
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn without_the_privilege_to_switch_groups_the_login_is_refused() {
-    if !have_root("without_the_privilege_to_switch_groups_the_login_is_refused") {
+    if !pam_totp_tests::require_root() {
         return;
     }
-    let account = test_account("tk_harden", 24_310);
-    let scenario = Scenario::new(Module::Ours)
-        .options(Vec::<String>::new())
-        .at(T);
-    let secret = owned_secret(&scenario, account, "no-setgid", 0o755);
+    let (scenario, secret) = tk_harden_scenario("no-setgid", 0o755);
     let shim = build_shim(scenario.dir(), "without_setgid", WITHOUT_SETGID);
     let outcome = scenario
         .login()

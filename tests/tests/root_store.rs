@@ -25,18 +25,6 @@ const SECRET: &str = "JBSWY3DPEHPK3PXP";
 /// 2001-09-09 01:47:00 UTC: the frozen time of the pam-driver logins.
 const T: u64 = 1_000_000_020;
 
-fn have_root(test: &str) -> bool {
-    if system::current_user().0 == 0 {
-        return true;
-    }
-    assert!(
-        std::env::var_os("PAM_TOTP_REQUIRE_ALL").is_none_or(|v| v != "1"),
-        "{test} needs root, and PAM_TOTP_REQUIRE_ALL=1 forbids skipping it"
-    );
-    eprintln!("SKIPPED {test}: needs root (store mode is root's)");
-    false
-}
-
 fn run(command: &mut Command) -> Output {
     command
         .output()
@@ -302,8 +290,9 @@ fn login(scenario: &Scenario, user: &str, code: &str) -> Outcome {
 /// stack of the attacker's own, run as the user, fails too; the real code
 /// still passes sudo, so the failures are the store's doing.
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn the_store_keeps_a_compromised_account_from_passing_sudo() {
-    if !have_root("the_store_keeps_a_compromised_account_from_passing_sudo") {
+    if !pam_totp_tests::require_root() {
         return;
     }
     let user = TestUser::new("ct");
@@ -441,8 +430,9 @@ fn the_store_keeps_a_compromised_account_from_passing_sudo() {
 /// Logins through real libpam rewrite the store file (used codes, rate
 /// limit) and keep it root:root with its mode; a replayed code is refused.
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn rewrites_keep_root_ownership_and_mode() {
-    if !have_root("rewrites_keep_root_ownership_and_mode") {
+    if !pam_totp_tests::require_root() {
         return;
     }
     let user = TestUser::new("rw");
@@ -487,8 +477,9 @@ fn rewrites_keep_root_ownership_and_mode() {
 /// enrolled"). nullok only lets through an account that has no file in a
 /// store that passed every check.
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn unsafe_stores_are_refused_and_nullok_means_not_enrolled() {
-    if !have_root("unsafe_stores_are_refused_and_nullok_means_not_enrolled") {
+    if !pam_totp_tests::require_root() {
         return;
     }
     let user = TestUser::new("us");
@@ -580,8 +571,9 @@ fn unsafe_stores_are_refused_and_nullok_means_not_enrolled() {
 /// store= combined with options that would hand the secret back is a
 /// configuration error (PAM_SERVICE_ERR), before anything is read.
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn weakening_options_are_configuration_errors() {
-    if !have_root("weakening_options_are_configuration_errors") {
+    if !pam_totp_tests::require_root() {
         return;
     }
     let user = TestUser::new("op");
@@ -629,8 +621,9 @@ fn holders(path: &Path) -> Vec<String> {
 /// file's lock: once it holds the lock, the login sees that the store path
 /// names another directory and writes to neither.
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn a_store_swapped_mid_rewrite_is_refused() {
-    if !have_root("a_store_swapped_mid_rewrite_is_refused") {
+    if !pam_totp_tests::require_root() {
         return;
     }
     let user = TestUser::new("sw");
@@ -688,8 +681,9 @@ fn a_store_swapped_mid_rewrite_is_refused() {
 /// of the same uid and unusual names are refused, even when a file of that
 /// name exists in the store.
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn aliases_and_odd_names_are_refused() {
-    if !have_root("aliases_and_odd_names_are_refused") {
+    if !pam_totp_tests::require_root() {
         return;
     }
     let mut user = TestUser::new("al");
@@ -743,8 +737,9 @@ fn aliases_and_odd_names_are_refused() {
 /// current code the secret is replaced, still root's, and the new key and
 /// scratch codes go to the user's own output.
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn self_enrolment_over_a_secret_needs_its_current_code() {
-    if !have_root("self_enrolment_over_a_secret_needs_its_current_code") {
+    if !pam_totp_tests::require_root() {
         return;
     }
     let user = TestUser::new("se");
@@ -870,8 +865,9 @@ fn self_enrolment_over_a_secret_needs_its_current_code() {
 /// attempts, clock skew and scratch codes move with it, and a code used
 /// before the move is still refused after it.
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn migration_both_ways_keeps_the_state() {
-    if !have_root("migration_both_ways_keeps_the_state") {
+    if !pam_totp_tests::require_root() {
         return;
     }
     let user = TestUser::new("mg");

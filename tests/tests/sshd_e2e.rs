@@ -9,28 +9,17 @@
 //! (/etc/pam.d/<name>, created and removed here) and its own config, host key
 //! and port. The test user is created and removed here too.
 
+mod ops;
+
+use ops::run;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SECURITY_DIR: &str = "/usr/lib/x86_64-linux-gnu/security";
-
-fn run(cmd: &mut Command) -> Output {
-    let output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
 
 /// Everything the test set up, torn down on drop even when an assertion fails.
 struct Rig {
@@ -45,17 +34,8 @@ struct Rig {
 
 impl Drop for Rig {
     fn drop(&mut self) {
-        if let Some(mut sshd) = self.sshd.take() {
-            // SIGTERM lets sshd close its connections; SIGKILL only if it hangs.
-            let _ = Command::new("kill")
-                .args(["-TERM", &sshd.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while matches!(sshd.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = sshd.kill();
-            let _ = sshd.wait();
+        if let Some(sshd) = self.sshd.take() {
+            ops::stop(sshd);
         }
         let _ = Command::new("userdel")
             .args(["-r", "-f", &self.user])
@@ -216,54 +196,14 @@ impl Rig {
     /// Logs in with the key and `answer` to the keyboard-interactive prompt;
     /// returns whether the remote command ran, and the prompts seen.
     fn login(&self, answer: &str) -> (bool, Vec<String>) {
-        let answer_file = self.dir.join("answer");
-        let prompts_file = self.dir.join("prompts");
-        fs::write(&answer_file, answer).unwrap();
-        let _ = fs::remove_file(&prompts_file);
-        // ssh runs this for each keyboard-interactive prompt, with the prompt
-        // as its argument.
-        let askpass = self.dir.join("askpass");
-        fs::write(
-            &askpass,
-            format!(
-                "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\ncat '{}'\n",
-                prompts_file.display(),
-                answer_file.display()
-            ),
+        ops::ssh_login(
+            &self.dir,
+            &self.dir.join("id_ed25519"),
+            self.port,
+            &self.user,
+            answer,
+            "pam_totp-e2e-ok",
         )
-        .unwrap();
-        fs::set_permissions(&askpass, fs::Permissions::from_mode(0o700)).unwrap();
-        let output = Command::new("ssh")
-            .args(["-F", "/dev/null", "-i"])
-            .arg(self.dir.join("id_ed25519"))
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "PreferredAuthentications=publickey,keyboard-interactive",
-                "-o",
-                "NumberOfPasswordPrompts=1",
-                "-o",
-                "ConnectTimeout=20",
-                &format!("{}@127.0.0.1", self.user),
-                "echo pam_totp-e2e-ok",
-            ])
-            .env("SSH_ASKPASS", &askpass)
-            .env("SSH_ASKPASS_REQUIRE", "force")
-            .env("DISPLAY", ":0")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let ran = output.status.success()
-            && String::from_utf8_lossy(&output.stdout).contains("pam_totp-e2e-ok");
-        let prompts = fs::File::open(&prompts_file)
-            .map(|f| BufReader::new(f).lines().map_while(Result::ok).collect())
-            .unwrap_or_default();
-        (ran, prompts)
     }
 }
 

@@ -21,14 +21,10 @@ fn have(tool: &str, package: &str) -> bool {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !found {
-        let message = format!("{tool} is not installed (apt-get install {package})");
-        if std::env::var_os("PAM_TOTP_REQUIRE_ALL").is_some_and(|v| v == "1") {
-            panic!("{message}");
-        }
-        eprintln!("SKIPPED: {message}");
-    }
-    found
+    pam_totp_tests::prerequisite(
+        found,
+        &format!("{tool} is not installed (apt-get install {package})"),
+    )
 }
 
 fn shell_quote(word: &str) -> String {

@@ -10,8 +10,8 @@ fn need_root() -> bool {
         return true;
     }
     assert!(
-        std::env::var_os("PAM_TOTP_REQUIRE_ALL").is_none(),
-        "PAM_TOTP_REQUIRE_ALL is set but this store-mode test needs root"
+        std::env::var_os("PAM_TOTP_REQUIRE_ALL").is_none_or(|v| v != "1"),
+        "PAM_TOTP_REQUIRE_ALL=1 but this store-mode test needs root"
     );
     eprintln!("SKIPPED: store-mode tests need root");
     false
@@ -118,6 +118,7 @@ fn store_paths_must_be_absolute_and_plain() {
 }
 
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn a_good_store_opens_and_reads() {
     if !need_root() {
         return;
@@ -135,6 +136,7 @@ fn refusal(path: &Path) -> String {
 }
 
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn unsafe_store_directories_are_refused() {
     if !need_root() {
         return;
@@ -214,6 +216,7 @@ fn unsafe_store_directories_are_refused() {
 }
 
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn open_or_create_makes_a_root_only_store() {
     if !need_root() {
         return;
@@ -228,6 +231,7 @@ fn open_or_create_makes_a_root_only_store() {
 }
 
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn unsafe_files_are_refused() {
     if !need_root() {
         return;
@@ -259,6 +263,7 @@ fn unsafe_files_are_refused() {
 }
 
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn updates_keep_root_ownership_and_mode() {
     if !need_root() {
         return;
@@ -293,6 +298,7 @@ fn updates_keep_root_ownership_and_mode() {
 }
 
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn create_does_not_replace_unless_told() {
     if !need_root() {
         return;
@@ -322,6 +328,7 @@ fn create_does_not_replace_unless_told() {
 }
 
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn take_hands_over_then_removes() {
     if !need_root() {
         return;
@@ -343,6 +350,7 @@ fn take_hands_over_then_removes() {
 }
 
 #[test]
+#[ignore = "needs root: tests/run-all"]
 fn a_store_swapped_before_the_write_is_refused() {
     if !need_root() {
         return;

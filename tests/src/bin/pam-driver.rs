@@ -31,7 +31,9 @@
 //! ```
 //!
 //! Exit status: 0 when the run was reported (whatever PAM answered), 2 on a
-//! usage error, 1 when stdout could not be written.
+//! usage error, 1 when stdout could not be written, 3 when pam_wrapper's
+//! copy of the service directory turned out to be shared with another
+//! process (stderr says so; no module authenticated).
 //!
 //! `--authtok` tries pam_set_item(PAM_AUTHTOK), which Linux-PAM refuses to
 //! applications (the record shows PAM_BAD_ITEM), and also exports the value
@@ -53,6 +55,7 @@ use pam_totp::sys::{
     PAM_TEXT_INFO, PAM_TTY,
 };
 use pam_totp_tests::conversation::{self, Message, Reply};
+use pam_totp_tests::system::PAM_WRAPPER_SLOT_SHARED as SLOT_SHARED;
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io::{self, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -314,11 +317,20 @@ fn run(args: Args) -> ExitCode {
     // until the end of this function, after pam_end. `conversation` is not
     // touched here again, so the callback's `&mut` to it is the only one.
     let rc = unsafe { sys::pam_start(service.as_ptr(), user.as_ptr(), &pam_conv, &mut handle) };
+    let slot = pam_wrapper_slot_is_ours();
     record_code("start", rc);
     if rc != PAM_SUCCESS || handle.is_null() {
         return exit_code();
     }
     let pamh = handle;
+    if let Err(why) = slot {
+        // Another process's service files may be the ones libpam read:
+        // stop before any module authenticates, so that nothing ran.
+        let _ = writeln!(io::stderr(), "{SLOT_SHARED}: {why}");
+        // SAFETY: live handle, ended once; not used afterwards.
+        unsafe { raw::pam_end(pamh, PAM_SUCCESS) };
+        return ExitCode::from(3);
+    }
 
     let delay: FailDelayFn = fail_delay;
     // SAFETY: live handle; PAM_FAIL_DELAY takes a function of the type
@@ -350,6 +362,48 @@ fn run(args: Args) -> ExitCode {
     let rc = unsafe { raw::pam_end(pamh, auth_rc) };
     record_code("end", rc);
     exit_code()
+}
+
+/// Whether libpam read this process's own service files. pam_wrapper
+/// (from its library constructor, before `main`) copies the service
+/// directory to a per-process `/tmp/pam.X` (one character X,
+/// machine-wide) that it picks by checking that the directory does not
+/// exist and then creating it; when the creation fails it goes on in the
+/// existing one. Two processes starting together (another test binary,
+/// another checkout's tests) can so share one copy, each overwriting the
+/// other's files, and libpam reads them in pam_start: a login would run
+/// another process's module, options and secret file. Checked after
+/// pam_start: every file of `PAM_WRAPPER_SERVICE_DIR` must be the same in
+/// the copy (`PAM_WRAPPER_RUNTIME_DIR`). A process sharing the copy
+/// writes its files there before libpam reads, so if libpam read another
+/// process's files, they are still there (or the copy is gone). A copy
+/// shared with a process whose files are the same (the drivers of one
+/// race) changes nothing and passes.
+fn pam_wrapper_slot_is_ours() -> Result<(), String> {
+    let (Some(copy), Some(source)) = (
+        std::env::var_os("PAM_WRAPPER_RUNTIME_DIR"),
+        std::env::var_os("PAM_WRAPPER_SERVICE_DIR"),
+    ) else {
+        return Ok(());
+    };
+    let copy = std::path::PathBuf::from(copy);
+    let entries = std::fs::read_dir(&source).map_err(|e| format!("cannot list {source:?}: {e}"))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot list {source:?}: {e}"))?;
+        let ours = std::fs::read(entry.path());
+        let copied = std::fs::read(copy.join(entry.file_name()));
+        match (ours, copied) {
+            (Ok(ours), Ok(copied)) if ours == copied => {}
+            _ => {
+                return Err(format!(
+                    "{} differs from {}",
+                    copy.join(entry.file_name()).display(),
+                    entry.path().display()
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 fn exit_code() -> ExitCode {
