@@ -88,7 +88,7 @@ echo "load average: $load_before before the latency run, $(cut -d' ' -f1 /proc/l
 
 section "throughput: successful logins per second, distinct files, modules alternating in ${seconds}-s blocks (5 each)"
 for processes in 1 "$(nproc)"; do
-    for block in 1 2 3 4 5; do
+    for _block in 1 2 3 4 5; do
         for module in ours google; do
             run throughput --module "$module" --processes "$processes" --seconds "$seconds"
         done
