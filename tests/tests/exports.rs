@@ -5,21 +5,11 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// target/<profile>/libpam_totp.so next to this test binary
-/// (target/<profile>/deps/exports-*).
+/// The module under test.
 fn built_module() -> PathBuf {
-    if std::env::var_os("PAM_TOTP_MODULE").is_some() {
-        return pam_totp_tests::system::our_module();
-    }
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let module = profile_dir.join("libpam_totp.so");
-    assert!(
-        module.exists(),
-        "{} not found: run `cargo build --workspace` (tests/run-all does)",
-        module.display()
-    );
-    module
+    // The same build the libpam tests load: the newest of `cargo build`'s
+    // and `cargo test`'s copies (a stale one would prove nothing).
+    pam_totp_tests::system::our_module()
 }
 
 fn readelf(args: &[&str]) -> String {
