@@ -154,7 +154,7 @@ pub struct Cli {
 }
 
 /// Flags that only make sense when writing a new secret file.
-const ENROLL_ONLY: [&str; 16] = [
+pub(crate) const ENROLL_ONLY: [&str; 16] = [
     "time_based",
     "counter_based",
     "disallow_reuse",

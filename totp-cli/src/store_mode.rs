@@ -17,7 +17,7 @@
 //! What no tool can defend: a program already running as the user at the
 //! moment of enrolment can read that terminal, and with it the new secret.
 
-use crate::args::{Action, Request};
+use crate::args::{Action, Request, ENROLL_ONLY};
 use crate::error::Error;
 use crate::prompt::Prompter;
 use crate::target::{InStore, Target};
@@ -30,28 +30,13 @@ use pam_totp::store::{AccessRules, Identity, StoreError};
 use rand::TryCryptoRng;
 use std::path::{Path, PathBuf};
 
-/// A migration moves a file as it is: nothing to enrol, ask or show.
-const NOT_WITH_MIGRATION: [&str; 20] = [
+/// A migration moves a file as it is: nothing to enrol, ask or show. Besides
+/// [`ENROLL_ONLY`], these actions and flags.
+const NOT_WITH_MIGRATION: [&str; 4] = [
     "self_enroll",
     "status",
     "regenerate_scratch",
-    "time_based",
-    "counter_based",
-    "disallow_reuse",
-    "allow_reuse",
-    "force",
-    "unattended",
-    "rate_limit",
-    "rate_time",
-    "no_rate_limit",
-    "window_size",
-    "minimal_window",
-    "step_size",
     "emergency_codes",
-    "label",
-    "issuer",
-    "qr_mode",
-    "no_confirm",
 ];
 
 /// The store-mode flags, flattened into the command line.
@@ -69,12 +54,13 @@ pub struct StoreFlags {
     pub self_enroll: bool,
 
     /// (root) Move the user's home file into the store, state and all
-    #[arg(long, requires = "store", conflicts_with_all = NOT_WITH_MIGRATION,
-          conflicts_with = "migrate_to_home")]
+    #[arg(long, requires = "store", conflicts_with_all = ENROLL_ONLY,
+          conflicts_with_all = NOT_WITH_MIGRATION, conflicts_with = "migrate_to_home")]
     pub migrate_to_store: bool,
 
     /// (root) Move the user's store file back to their home, state and all
-    #[arg(long, requires = "store", conflicts_with_all = NOT_WITH_MIGRATION)]
+    #[arg(long, requires = "store", conflicts_with_all = ENROLL_ONLY,
+          conflicts_with_all = NOT_WITH_MIGRATION)]
     pub migrate_to_home: bool,
 }
 
